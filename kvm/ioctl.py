@@ -1,0 +1,60 @@
+"""ioctl through libc with ctypes; the numbers are computed from _IOC exactly as <linux/kvm.h> does.
+
+ctypes (not the fcntl module) because it passes 64-bit integer arguments unchanged, never retries on
+EINTR (which the vCPU kick relies on) and releases the GIL while KVM_RUN blocks.
+"""
+
+import ctypes
+import ctypes.util
+
+from .errors import KvmError
+
+_IOC_NONE, _IOC_WRITE, _IOC_READ = 0, 1, 2
+KVMIO = 0xAE
+
+
+def _ioc(direction: int, nr: int, size: int) -> int:
+    return (direction << 30) | (size << 16) | (KVMIO << 8) | nr
+
+
+def io(nr: int) -> int:
+    return _ioc(_IOC_NONE, nr, 0)
+
+
+def ior(nr: int, size: int) -> int:
+    return _ioc(_IOC_READ, nr, size)
+
+
+def iow(nr: int, size: int) -> int:
+    return _ioc(_IOC_WRITE, nr, size)
+
+
+def iowr(nr: int, size: int) -> int:
+    return _ioc(_IOC_READ | _IOC_WRITE, nr, size)
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+# Two prototypes of the same symbol: one taking a pointer/integer argument, one for KVM_RUN's hot path.
+_ioctl = _libc["ioctl"]
+_ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
+_ioctl.restype = ctypes.c_int
+
+raw_ioctl = _libc["ioctl"]
+"""Unchecked ioctl(int, unsigned long, unsigned long) for the run loop, which handles errno itself."""
+raw_ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
+raw_ioctl.restype = ctypes.c_int
+
+get_errno = ctypes.get_errno
+
+
+def ioctl(fd: int, request: int, arg: "int | ctypes._CData | None" = 0, name: str = "") -> int:
+    """Call ioctl(fd, request, arg); arg is an integer or a ctypes object passed by address."""
+    if arg is None:
+        arg = 0
+    elif not isinstance(arg, int):
+        arg = ctypes.addressof(arg)
+    ret = _ioctl(fd, request, arg)
+    if ret < 0:
+        raise KvmError(name or f"ioctl 0x{request:x}", ctypes.get_errno())
+    return ret

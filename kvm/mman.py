@@ -1,0 +1,45 @@
+"""Host memory mappings through libc mmap, so the VMM holds raw addresses and byte memoryviews.
+
+Python's mmap module would do, but it dup()s file descriptors and refuses to close while any view
+is exported; here the owner decides when a mapping dies and no fd outlives the vCPU.
+"""
+
+import ctypes
+import os
+
+from .errors import KvmError
+from .ioctl import _libc
+
+PROT_READ, PROT_WRITE = 1, 2
+MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE = 0x01, 0x02, 0x20, 0x4000
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+_mmap = _libc["mmap"]
+_mmap.restype = ctypes.c_void_p
+_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_munmap = _libc["munmap"]
+_munmap.restype = ctypes.c_int
+_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+
+class HostMapping:
+    """A mapping of `size` bytes: `.addr` for KVM, `.view` (a byte memoryview) for Python copies."""
+
+    def __init__(self, size: int, fd: int = -1, shared: bool = False, what: str = "mmap") -> None:
+        flags = (MAP_SHARED if shared else MAP_PRIVATE) | (MAP_ANONYMOUS | MAP_NORESERVE if fd < 0 else 0)
+        addr = _mmap(None, size, PROT_READ | PROT_WRITE, flags, fd, 0)
+        if addr is None or addr == _MAP_FAILED:
+            raise KvmError(what, ctypes.get_errno(), f"cannot map {size:#x} bytes")
+        self.addr: int = addr
+        self.size = size
+        self.view: memoryview = memoryview((ctypes.c_char * size).from_address(addr)).cast("B")
+
+    def close(self) -> None:
+        """Unmap; every view handed out must be dead by now (the owner guarantees it)."""
+        if self.addr:
+            self.view.release()
+            _munmap(self.addr, self.size)
+            self.addr = 0
+
+    def __del__(self) -> None:
+        self.close()

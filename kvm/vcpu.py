@@ -1,0 +1,156 @@
+"""A KVM vCPU: register state, CPUID, MSRs, LAPIC, MP state, and the mapped kvm_run exit page."""
+
+import ctypes
+import errno
+import os
+import signal
+import threading
+
+from . import uapi
+from .errors import KvmError
+from .ioctl import get_errno, ioctl, raw_ioctl
+from .mman import HostMapping
+from .uapi import Ioctl
+
+KICK_SIGNAL = signal.SIGUSR1
+
+
+def install_kick_handler() -> None:
+    """Make KICK_SIGNAL harmless to the process so it only interrupts KVM_RUN (call from the main thread)."""
+    if signal.getsignal(KICK_SIGNAL) in (signal.SIG_DFL, None):
+        signal.signal(KICK_SIGNAL, lambda *_: None)
+    signal.siginterrupt(KICK_SIGNAL, True)
+
+
+class Vcpu:
+    """One vCPU fd with its kvm_run page; the run loop reads the page through `run` and raw offsets."""
+
+    def __init__(self, vm: "Vm", index: int) -> None:  # noqa: F821
+        self.vm = vm
+        self.index = index
+        self.fd = ioctl(vm.fd, Ioctl.CREATE_VCPU, index, "KVM_CREATE_VCPU")
+        try:
+            self.page = HostMapping(vm.kvm.vcpu_mmap_size, fd=self.fd, shared=True, what="mmap kvm_run")
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.run_addr = self.page.addr
+        self.run = uapi.kvm_run.from_address(self.run_addr)
+        self.thread_id: int | None = None
+
+    # --- running -------------------------------------------------------------------------
+    def run_once(self) -> int:
+        """KVM_RUN once; the exit reason, or -1 when interrupted by a kick (EINTR/EAGAIN)."""
+        if raw_ioctl(self.fd, Ioctl.RUN, 0) < 0:
+            err = get_errno()
+            if err in (errno.EINTR, errno.EAGAIN):
+                return -1
+            raise KvmError("KVM_RUN", err)
+        return self.run.exit_reason
+
+    def kick(self) -> None:
+        """Make a KVM_RUN in progress (or about to start) on this vCPU return as soon as possible."""
+        self.run.immediate_exit = 1
+        tid = self.thread_id
+        if tid is not None:
+            try:
+                signal.pthread_kill(tid, KICK_SIGNAL)
+            except (ProcessLookupError, OSError):
+                pass
+
+    # --- state ---------------------------------------------------------------------------
+    def get_regs(self) -> uapi.kvm_regs:
+        r = uapi.kvm_regs()
+        ioctl(self.fd, Ioctl.GET_REGS, r, "KVM_GET_REGS")
+        return r
+
+    def set_regs(self, r: uapi.kvm_regs) -> None:
+        ioctl(self.fd, Ioctl.SET_REGS, r, "KVM_SET_REGS")
+
+    def get_sregs(self) -> uapi.kvm_sregs:
+        s = uapi.kvm_sregs()
+        ioctl(self.fd, Ioctl.GET_SREGS, s, "KVM_GET_SREGS")
+        return s
+
+    def set_sregs(self, s: uapi.kvm_sregs) -> None:
+        ioctl(self.fd, Ioctl.SET_SREGS, s, "KVM_SET_SREGS")
+
+    def get_fpu(self) -> uapi.kvm_fpu:
+        f = uapi.kvm_fpu()
+        ioctl(self.fd, Ioctl.GET_FPU, f, "KVM_GET_FPU")
+        return f
+
+    def set_fpu(self, f: uapi.kvm_fpu) -> None:
+        ioctl(self.fd, Ioctl.SET_FPU, f, "KVM_SET_FPU")
+
+    def set_cpuid(self, entries: list[uapi.kvm_cpuid_entry2]) -> None:
+        buf = uapi.kvm_cpuid2(len(entries))
+        buf.nent = len(entries)
+        for i, e in enumerate(entries):
+            buf.entries[i] = e
+        ioctl(self.fd, Ioctl.SET_CPUID2, buf, "KVM_SET_CPUID2")
+
+    def get_cpuid(self) -> list[uapi.kvm_cpuid_entry2]:
+        buf = uapi.kvm_cpuid2(256)
+        buf.nent = 256
+        ioctl(self.fd, Ioctl.GET_CPUID2, buf, "KVM_GET_CPUID2")
+        return [buf.entries[i] for i in range(buf.nent)]
+
+    def set_msrs(self, msrs: dict[int, int]) -> None:
+        buf = uapi.kvm_msrs(len(msrs))
+        buf.nmsrs = len(msrs)
+        for i, (k, v) in enumerate(msrs.items()):
+            buf.entries[i].index = k
+            buf.entries[i].data = v
+        n = ioctl(self.fd, Ioctl.SET_MSRS, buf, "KVM_SET_MSRS")
+        if n != len(msrs):
+            bad = list(msrs)[n]
+            raise KvmError("KVM_SET_MSRS", errno.EINVAL, f"KVM refused MSR {bad:#x}")
+
+    def get_msrs(self, indices: list[int]) -> dict[int, int]:
+        buf = uapi.kvm_msrs(len(indices))
+        buf.nmsrs = len(indices)
+        for i, k in enumerate(indices):
+            buf.entries[i].index = k
+        n = ioctl(self.fd, Ioctl.GET_MSRS, buf, "KVM_GET_MSRS")
+        return {buf.entries[i].index: buf.entries[i].data for i in range(n)}
+
+    def get_lapic(self) -> bytearray:
+        s = uapi.kvm_lapic_state()
+        ioctl(self.fd, Ioctl.GET_LAPIC, s, "KVM_GET_LAPIC")
+        return bytearray(ctypes.string_at(ctypes.addressof(s), 1024))
+
+    def set_lapic(self, regs: bytes | bytearray) -> None:
+        s = uapi.kvm_lapic_state()
+        ctypes.memmove(ctypes.addressof(s), bytes(regs), 1024)
+        ioctl(self.fd, Ioctl.SET_LAPIC, s, "KVM_SET_LAPIC")
+
+    def get_mp_state(self) -> int:
+        s = uapi.kvm_mp_state()
+        ioctl(self.fd, Ioctl.GET_MP_STATE, s, "KVM_GET_MP_STATE")
+        return s.mp_state
+
+    def set_mp_state(self, state: int) -> None:
+        ioctl(self.fd, Ioctl.SET_MP_STATE, uapi.kvm_mp_state(state), "KVM_SET_MP_STATE")
+
+    def translate(self, linear: int) -> int | None:
+        """Guest-physical address of a linear address under the vCPU's current paging, or None."""
+        t = uapi.kvm_translation(linear_address=linear)
+        try:
+            ioctl(self.fd, Ioctl.TRANSLATE, t, "KVM_TRANSLATE")
+        except KvmError:
+            return None
+        return t.physical_address if t.valid else None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            self.run = None  # type: ignore[assignment]
+            self.page.close()
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> "Vcpu":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

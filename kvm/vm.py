@@ -1,0 +1,88 @@
+"""A KVM virtual machine: memory slots, TSS/identity map, in-kernel irqchip and PIT, IRQ lines, coalesced zones."""
+
+import os
+import threading
+
+from . import uapi
+from .ioctl import ioctl
+from .uapi import Cap, Ioctl
+
+
+class Vm:
+    """One VM fd. Closed by close() or the context manager, after its vCPUs."""
+
+    def __init__(self, kvm: "Kvm") -> None:  # noqa: F821
+        self.kvm = kvm
+        self.fd = -1
+        self.vcpus = []
+        self.fd = ioctl(kvm.fd, Ioctl.CREATE_VM, 0, "KVM_CREATE_VM")
+        self.vcpus: list["Vcpu"] = []  # noqa: F821
+        self._irq_level = uapi.kvm_irq_level()
+        self._irq_lock = threading.Lock()
+        self._slots = 0
+
+    def set_user_memory_region(self, slot: int, gpa: int, size: int, host_addr: int, flags: int = 0) -> None:
+        r = uapi.kvm_userspace_memory_region(slot, flags, gpa, size, host_addr)
+        ioctl(self.fd, Ioctl.SET_USER_MEMORY_REGION, r, "KVM_SET_USER_MEMORY_REGION")
+
+    def add_memory(self, gpa: int, size: int, host_addr: int, readonly: bool = False) -> int:
+        """Map host memory at a GPA in the next free slot; returns the slot number."""
+        slot = self._slots
+        self.set_user_memory_region(slot, gpa, size, host_addr, uapi.MEM_READONLY if readonly else 0)
+        self._slots += 1
+        return slot
+
+    def set_tss_addr(self, addr: int) -> None:
+        ioctl(self.fd, Ioctl.SET_TSS_ADDR, addr, "KVM_SET_TSS_ADDR")
+
+    def set_identity_map_addr(self, addr: int) -> None:
+        import ctypes
+        v = ctypes.c_uint64(addr)
+        ioctl(self.fd, Ioctl.SET_IDENTITY_MAP_ADDR, v, "KVM_SET_IDENTITY_MAP_ADDR")
+
+    def create_irqchip(self) -> None:
+        ioctl(self.fd, Ioctl.CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP")
+
+    def create_pit2(self, flags: int = uapi.PIT_SPEAKER_DUMMY) -> None:
+        cfg = uapi.kvm_pit_config(flags)
+        ioctl(self.fd, Ioctl.CREATE_PIT2, cfg, "KVM_CREATE_PIT2")
+
+    def irq_line(self, irq: int, level: int) -> None:
+        """Drive a GSI; callable from any thread (devices get this as their irq callable)."""
+        with self._irq_lock:
+            self._irq_level.irq = irq
+            self._irq_level.level = level
+            ioctl(self.fd, Ioctl.IRQ_LINE, self._irq_level, "KVM_IRQ_LINE")
+
+    def register_coalesced(self, addr: int, size: int, pio: bool) -> None:
+        """Have KVM buffer writes to [addr, addr+size) in the shared ring instead of exiting."""
+        zone = uapi.kvm_coalesced_mmio_zone(addr, size, 1 if pio else 0)
+        ioctl(self.fd, Ioctl.REGISTER_COALESCED_MMIO, zone, "KVM_REGISTER_COALESCED_MMIO")
+
+    def has(self, cap: Cap) -> int:
+        """VM-level KVM_CHECK_EXTENSION (answers for this VM's type)."""
+        return ioctl(self.fd, Ioctl.CHECK_EXTENSION, int(cap), "KVM_CHECK_EXTENSION")
+
+    def create_vcpu(self, index: int) -> "Vcpu":  # noqa: F821
+        from .vcpu import Vcpu
+        v = Vcpu(self, index)
+        self.vcpus.append(v)
+        return v
+
+    def close(self) -> None:
+        for v in self.vcpus:
+            v.close()
+        self.vcpus.clear()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> "Vm":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "fd", -1) >= 0:
+            self.close()

@@ -1,0 +1,51 @@
+"""Run a test guest through pyvmm's Python API and collect what a test asserts on."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from loaders.flat import flat_plan
+from vmm.machine import Machine, MachineConfig, RunResult
+
+from .build import build
+
+
+@dataclass
+class GuestRun:
+    result: RunResult
+    serial: bytes
+    exits: list[int]
+    machine_memory: int
+
+    @property
+    def status(self) -> int:
+        return self.result.status
+
+    @property
+    def text(self) -> str:
+        return self.serial.decode(errors="replace")
+
+
+def run_flat_guest(name: str, *, mode: str = "long", cpus: int = 1, memory: int = 64 << 20,
+                   timeout: float = 20.0, serial_input: bytes = b"", defines: dict[str, int] | None = None,
+                   trace: frozenset[str] = frozenset(), log=None) -> GuestRun:
+    """Compile tests/guests/<name>, load it as a flat image in `mode`, run to the end, return the outcome."""
+    load = 0x100000 if mode == "long" else 0x8000
+    image = build(name, load_addr=load, code16=(mode == "real"), defines=defines)
+    out = bytearray()
+    lock = threading.Lock()
+
+    def sink(data: bytes) -> None:
+        with lock:
+            out.extend(data)
+    cfg = MachineConfig(memory=memory, cpus=cpus, serial_out=sink, trace=trace)
+    if log is not None:
+        cfg.log = log
+    with Machine(cfg) as m:
+        m.load(flat_plan(image, mode=mode, load_addr=load, cpus=cpus))
+        if serial_input:
+            m.serial_input(serial_input)
+        result = m.run(timeout)
+        exits = list(m.exit_counts)
+    return GuestRun(result, bytes(out), exits, memory)
