@@ -10,13 +10,15 @@ from .ioctl import ioctl
 from .uapi import Cap, Ioctl
 
 DEV_KVM = "/dev/kvm"
+DEVICE_ENV = "PYVMM_KVM_DEVICE"   # another device node, for tests of the 'no KVM' path
 
 
 class Kvm:
     """An open /dev/kvm; a context manager so the fd is never leaked."""
 
-    def __init__(self, path: str = DEV_KVM) -> None:
+    def __init__(self, path: str | None = None) -> None:
         self.fd = -1
+        path = path or os.environ.get(DEVICE_ENV) or DEV_KVM
         try:
             self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -84,7 +86,7 @@ class Kvm:
             self.close()
 
 
-def kvm_usable(path: str = DEV_KVM) -> str | None:
+def kvm_usable(path: str | None = None) -> str | None:
     """None when KVM can be used here, else the reason why not (for test skips and CLI errors)."""
     try:
         with Kvm(path):

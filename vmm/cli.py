@@ -1,0 +1,69 @@
+"""The `pyvmm` command: argument parsing, the exit-status rules of DESIGN.md, one-line errors for bad input.
+
+Exit status: guest debug-exit V -> (V << 1) | 1; power-off (or reset with --no-reboot) -> 0; bad input -> 2;
+fatal guest/KVM error -> 3 (register dump on stderr); --timeout -> 124.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from . import __version__
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+        raise UsageError(f"{message} (see 'pyvmm --help')")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="pyvmm", description="Launch IGVM files (UEFI or Linux payloads) on Linux KVM.",
+                epilog="Subcommands: 'pyvmm igvm dump|plan|build-linux|build-uefi ...' (see 'pyvmm igvm --help'). "
+                       "Exit status: guest debug-exit V on port 0xf4 -> (V<<1)|1; power-off -> 0; bad input -> 2; "
+                       "fatal guest or KVM error -> 3; --timeout -> 124.")
+    p.add_argument("--version", action="version", version=f"pyvmm {__version__}")
+    src = p.add_argument_group("what to boot")
+    src.add_argument("--igvm", metavar="SPEC",
+                     help="an IGVM file: FILE, path=FILE, or type=uefi|linux,path=FILE")
+    src.add_argument("--kernel", metavar="FILE", help="Linux bzImage or vmlinux for direct boot")
+    src.add_argument("--initrd", metavar="FILE", help="initial ramdisk for --kernel or type=linux")
+    p.add_argument("-m", "--memory", default="1G", metavar="SIZE",
+                   help="guest RAM: 256M, 2G, 2GB (plain numbers are MiB, as in QEMU; default 1G)")
+    p.add_argument("-p", "--processors", default="1", metavar="N", help="vCPU count, 1..255 (default 1)")
+    p.add_argument("--cmdline", metavar="TEXT", help="kernel command line (replaces the file's default)")
+    p.add_argument("--serial", default="stdio", metavar="stdio|file:PATH|none", help="where COM1 goes (default stdio)")
+    p.add_argument("--fw-cfg", action="append", default=[], metavar="name=opt/N,file=P|string=S",
+                   help="add a fw_cfg file (repeatable)")
+    p.add_argument("--no-reboot", action="store_true", help="end the run when the guest resets (status 0)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop the guest after SECONDS (status 124)")
+    p.add_argument("--trace", action="append", default=[], choices=["exits"],
+                   help="'exits': log unclaimed ports/MMIO once each and exit counts at the end")
+    return p
+
+
+def _error(message: str) -> int:
+    print(f"pyvmm: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv[:1] == ["igvm"]:
+            from .igvm_cli import main as igvm_main
+            return igvm_main(argv[1:])
+        args = _parser().parse_args(argv)
+        from .run import run_command
+        return run_command(args)
+    except UsageError as e:
+        return _error(str(e))
+    except KeyboardInterrupt:
+        return 130

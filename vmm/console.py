@@ -1,0 +1,78 @@
+"""Host stdin to the guest's COM1, QEMU style: raw mode on a terminal, ctrl-a x quits, ctrl-a ctrl-a sends ctrl-a."""
+
+from __future__ import annotations
+
+import os
+import sys
+import termios
+import threading
+import tty
+from typing import Callable
+
+CTRL_A = 0x01
+
+
+class StdinPump:
+    """Reads stdin on a daemon thread and hands bytes to `feed`; `quit` is called on ctrl-a x (terminal only)."""
+
+    def __init__(self, feed: Callable[[bytes], object], quit: Callable[[], None], fd: int = 0) -> None:
+        self.feed = feed
+        self.quit = quit
+        self.fd = fd
+        self._saved = None
+        self._escape = False
+        self.interactive = os.isatty(fd)
+
+    def start(self) -> None:
+        if self.interactive:
+            self._saved = termios.tcgetattr(self.fd)
+            tty.setraw(self.fd)
+        threading.Thread(target=self._loop, name="stdin", daemon=True).start()
+
+    def restore(self) -> None:
+        """Give the terminal back its settings (call on every exit path)."""
+        if self._saved is not None:
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+            self._saved = None
+
+    def filter(self, data: bytes) -> bytes:
+        """Strip the ctrl-a escapes; calls quit() on ctrl-a x."""
+        if not self.interactive:
+            return data
+        out = bytearray()
+        for b in data:
+            if self._escape:
+                self._escape = False
+                if b in (ord("x"), ord("X")):
+                    self.quit()
+                    break
+                if b == CTRL_A:
+                    out.append(CTRL_A)
+                continue
+            if b == CTRL_A:
+                self._escape = True
+            else:
+                out.append(b)
+        return bytes(out)
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                data = os.read(self.fd, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            data = self.filter(data)
+            if data:
+                self.feed(data)
+
+
+def stdout_writer() -> Callable[[bytes], None]:
+    """Serial output to stdout, flushed per chunk so a person sees it as the guest prints it."""
+    out = sys.stdout.buffer
+
+    def write(data: bytes) -> None:
+        out.write(data)
+        out.flush()
+    return write

@@ -1,0 +1,350 @@
+"""The machine: one KVM VM with RAM, in-kernel irqchip and PIT, the chipset, and one thread per vCPU.
+
+A Machine runs once. A guest reset ends the run with Outcome.RESET; relaunching (a fresh Machine
+loaded from the same plan) is the caller's decision, see vmm.launch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import enum
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from chipset.bus import PortBus
+from chipset.debug_exit import DebugExit
+from chipset.i8042 import I8042
+from chipset.uart16550 import Uart16550
+from kvm import Kvm, KvmError, Vcpu, install_kick_handler
+from kvm.ioctl import get_errno, raw_ioctl
+from kvm.uapi import (COALESCED_ENTRY_SIZE, COALESCED_RING_HEADER, Cap, ExitReason, Ioctl, MpState,
+                      SystemEvent)
+from loaders.plan import LoadPlan
+
+from .memory import GuestMemory
+from .regdump import register_dump
+from .vcpu_setup import BOOT_MSRS, apply_vp_state, cpuid_for_vcpu, setup_lapic
+
+TSS_ADDR = 0xFFFBD000          # three pages in the MMIO hole, as Firecracker and kvmtool
+IDENTITY_MAP_ADDR = 0xFFFBC000
+COM1_BASE, COM1_IRQ = 0x3F8, 4
+DEBUG_EXIT_PORT = 0xF4
+DRAIN_INTERVAL = 0.02          # seconds between drains of the coalesced ring while vCPUs sit in HLT
+
+
+class Outcome(enum.Enum):
+    EXIT = "debug-exit"        # guest wrote to port 0xf4
+    POWEROFF = "power-off"
+    RESET = "reset"
+    FATAL = "fatal"
+    TIMEOUT = "timeout"
+    QUIT = "quit"              # the user asked (ctrl-a x)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outcome: Outcome
+    status: int                # the process exit status DESIGN.md assigns to this outcome
+    message: str = ""
+
+
+@dataclass
+class MachineConfig:
+    memory: int = 1 << 30
+    cpus: int = 1
+    serial_out: Callable[[bytes], None] | None = None   # None: serial output is dropped
+    trace: frozenset[str] = frozenset()                 # {"exits"}
+    log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
+
+
+class Machine:
+    """A VM ready to load a plan and run; a context manager that releases every fd and mapping."""
+
+    def __init__(self, config: MachineConfig, kvm: Kvm | None = None) -> None:
+        if not 1 <= config.cpus <= 255:
+            raise ValueError(f"processor count {config.cpus} is outside 1..255")
+        self.config = config
+        self._own_kvm = kvm is None
+        self.kvm = kvm or Kvm()
+        self.vm = None
+        self.memory: GuestMemory | None = None
+        self._stop = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._result: RunResult | None = None
+        self._ring_lock = threading.Lock()
+        self.exit_counts: list[int] = [0] * config.cpus
+        self._unknown_mmio: set[int] = set()
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- construction -------------------------------------------------------------------
+    def _build(self) -> None:
+        cfg = self.config
+        kvm = self.kvm
+        self.vm = vm = kvm.create_vm()
+        vm.set_tss_addr(TSS_ADDR)
+        vm.set_identity_map_addr(IDENTITY_MAP_ADDR)
+        self.memory = GuestMemory(cfg.memory)
+        for r in self.memory.regions:
+            vm.add_memory(r.gpa, r.size, r.mapping.addr)
+        vm.create_irqchip()
+        vm.create_pit2()
+
+        self.bus = PortBus(on_unknown=self._on_unknown_port if "exits" in cfg.trace else None)
+        out = cfg.serial_out or (lambda data: None)
+        self.uart = Uart16550(irq=vm.irq_line, line=COM1_IRQ, output=out)
+        self.bus.register(COM1_BASE, 8, self.uart, "COM1 16550A")
+        self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, 0, "guest reset through the i8042"),
+                           irq=vm.irq_line, line=1)
+        self.bus.register(0x60, 5, self.i8042, "i8042")
+        self.debug_exit = DebugExit(on_exit=lambda status: self.request_stop(Outcome.EXIT, status))
+        self.bus.register(DEBUG_EXIT_PORT, 1, self.debug_exit, "debug-exit")
+        self._add_platform_devices()
+
+        supported = kvm.supported_cpuid()
+        for i in range(cfg.cpus):
+            v = vm.create_vcpu(i)
+            v.set_cpuid(cpuid_for_vcpu(supported, i, cfg.cpus))
+            v.set_msrs(BOOT_MSRS)
+            fpu = v.get_fpu()
+            fpu.fcw, fpu.mxcsr = 0x37F, 0x1F80
+            v.set_fpu(fpu)
+            setup_lapic(v)
+
+        self._ring_first = self._ring_last = None
+        ring_page = kvm.check_extension(Cap.COALESCED_MMIO)
+        if ring_page and kvm.check_extension(Cap.COALESCED_PIO):
+            vm.register_coalesced(COM1_BASE, 1, pio=True)
+            base = vm.vcpus[0].run_addr + ring_page * 4096
+            self._ring_first = ctypes.c_uint32.from_address(base)
+            self._ring_last = ctypes.c_uint32.from_address(base + 4)
+            self._ring_data = vm.vcpus[0].page.view[ring_page * 4096:(ring_page + 1) * 4096]
+            self._ring_max = (4096 - COALESCED_RING_HEADER) // COALESCED_ENTRY_SIZE
+
+    def _add_platform_devices(self) -> None:
+        """Ports every PC guest touches: POST/io-delay, fast A20, reset control, CMOS, ACPI PM."""
+        from chipset.misc_ports import FastA20, PostCode, ResetControl
+        reset = lambda: self.request_stop(Outcome.RESET, 0, "guest reset")  # noqa: E731
+        self.bus.register(0x80, 1, PostCode(), "POST code")
+        self.bus.register(0x92, 1, FastA20(), "fast A20")
+        self.bus.register(0xCF9, 1, ResetControl(reset=reset), "reset control")
+
+    def _on_unknown_port(self, port: int, is_write: bool, size: int) -> None:
+        self.config.log(f"pyvmm: trace: unclaimed port {port:#06x} ({'write' if is_write else 'read'}, {size} bytes)")
+
+    # --- loading ------------------------------------------------------------------------
+    def load(self, plan: LoadPlan) -> None:
+        """Apply a plan: zero ranges, memory writes, then VP registers. Raises ValueError if anything misses RAM."""
+        mem = self.memory
+        for z in plan.zeros:
+            if not mem.contains(z.gpa, z.size):
+                raise ValueError(f"{z.what or 'zero range'} {z.gpa:#x}-{z.end:#x} does not fit in guest RAM "
+                                 f"({self._ram_text()})")
+            mem.zero(z.gpa, z.size)
+        for w in plan.writes:
+            if not mem.contains(w.gpa, len(w.data)):
+                raise ValueError(f"{w.what or 'data'} at {w.gpa:#x}-{w.end:#x} does not fit in guest RAM "
+                                 f"({self._ram_text()})")
+            mem.write(w.gpa, w.data)
+        if 0 not in plan.vps:
+            raise ValueError("the load plan has no register state for VP 0")
+        for index, vp in sorted(plan.vps.items()):
+            if index >= self.config.cpus:
+                continue   # a file may describe more VPs than the machine has
+            vcpu = self.vm.vcpus[index]
+            apply_vp_state(vcpu, vp)
+            if index:
+                vcpu.set_mp_state(MpState.RUNNABLE)
+
+    def _ram_text(self) -> str:
+        return ", ".join(f"{g:#x}-{g + s:#x}" for g, s in self.memory.ranges())
+
+    # --- running ------------------------------------------------------------------------
+    def serial_input(self, data: bytes) -> int:
+        """Feed host bytes to COM1's receiver (any thread); returns how many it accepted."""
+        return self.uart.receive(data)
+
+    def request_stop(self, outcome: Outcome, status: int, message: str = "") -> None:
+        """End the run (first request wins) and kick every vCPU out of KVM_RUN."""
+        with self._stop_lock:
+            if self._result is None:
+                self._result = RunResult(outcome, status, message)
+            self._stop.set()
+        if self.vm is not None:
+            for v in self.vm.vcpus:
+                v.kick()
+
+    def run(self, timeout: float | None = None) -> RunResult:
+        """Run all vCPUs until the guest exits, resets, powers off, fails, or the timeout passes."""
+        if threading.current_thread() is threading.main_thread():
+            install_kick_handler()
+        threads = [threading.Thread(target=self._vcpu_thread, args=(v,), name=f"vcpu{v.index}", daemon=True)
+                   for v in self.vm.vcpus]
+        for t in threads:
+            t.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._stop.wait(DRAIN_INTERVAL):
+            self.drain_serial()
+            if deadline is not None and time.monotonic() >= deadline:
+                self.request_stop(Outcome.TIMEOUT, 124, f"guest still running after {timeout:g} s (--timeout)")
+        for v in self.vm.vcpus:
+            v.kick()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.1)
+                if t.is_alive():
+                    self.vm.vcpus[int(t.name[4:])].kick()
+        self.drain_serial()
+        return self._result
+
+    def drain_serial(self) -> None:
+        """Hand the UART every THR byte KVM buffered in the coalesced ring, in order."""
+        first_v = self._ring_first
+        if first_v is None or first_v.value == self._ring_last.value:
+            return
+        with self._ring_lock:
+            first, last = first_v.value, self._ring_last.value
+            if first == last:
+                return
+            data = self._ring_data
+            off = COALESCED_RING_HEADER + 16   # entry.data[0]
+            size = COALESCED_ENTRY_SIZE
+            if first < last:
+                chunk = bytes(data[off + first * size:off + last * size:size])
+            else:
+                chunk = bytes(data[off + first * size:off + self._ring_max * size:size]) + \
+                    bytes(data[off:off + last * size:size])
+            first_v.value = last
+            self.uart.transmit(chunk)
+
+    def _vcpu_thread(self, vcpu: Vcpu) -> None:
+        try:
+            self._vcpu_loop(vcpu)
+        except BaseException as e:  # a VMM bug must still end the run with a clear status
+            import traceback
+            detail = "".join(traceback.format_exception(e)) if "exits" in self.config.trace else repr(e)
+            self.request_stop(Outcome.FATAL, 3, f"vCPU {vcpu.index}: VMM error: {detail}")
+
+    def _vcpu_loop(self, vcpu: Vcpu) -> None:
+        """The hot path: KVM_RUN, drain the serial ring, dispatch port I/O; everything else goes to _exit()."""
+        vcpu.thread_id = threading.get_ident()
+        a = vcpu.run_addr
+        immediate = ctypes.c_uint8.from_address(a + 1)
+        exit_reason = ctypes.c_uint32.from_address(a + 8)
+        io_dir = ctypes.c_uint8.from_address(a + 32)
+        io_size = ctypes.c_uint8.from_address(a + 33)
+        io_port = ctypes.c_uint16.from_address(a + 34)
+        io_count = ctypes.c_uint32.from_address(a + 36)
+        io_off = ctypes.c_uint64.from_address(a + 40)
+        page = vcpu.page.view
+        page_len = len(page)
+        single = {(4096 << 3) | n: page[4096:4096 + n] for n in (1, 2, 4)}
+        fd, run, RUN = vcpu.fd, raw_ioctl, Ioctl.RUN
+        pio = self.bus.pio
+        stopping = self._stop.is_set
+        ring_first, ring_last = self._ring_first, self._ring_last
+        drain = self.drain_serial
+        IO = ExitReason.IO.value
+        exits = 0
+        try:
+            while not stopping():
+                if run(fd, RUN, 0) < 0:
+                    err = get_errno()
+                    if err not in (errno.EINTR, errno.EAGAIN):
+                        raise KvmError("KVM_RUN", err)
+                    immediate.value = 0
+                    continue
+                exits += 1
+                if ring_first is not None and ring_first.value != ring_last.value:
+                    drain()
+                if exit_reason.value == IO:
+                    size = io_size.value
+                    count = io_count.value
+                    off = io_off.value
+                    view = single.get((off << 3) | size) if count == 1 else None
+                    if view is None:
+                        end = off + size * count
+                        if end > page_len:
+                            raise KvmError("KVM_RUN", errno.EFAULT, f"I/O data {off:#x}+{size * count} past kvm_run")
+                        view = page[off:end]
+                    pio(io_port.value, size, count, io_dir.value, view)
+                elif self._exit(vcpu, exit_reason.value):
+                    break
+        finally:
+            self.exit_counts[vcpu.index] = exits
+
+    def _exit(self, vcpu: Vcpu, reason: int) -> bool:
+        """Every exit but port I/O; True when this vCPU must stop."""
+        run = vcpu.run
+        if reason == ExitReason.MMIO:
+            mmio = run.u.mmio
+            if not mmio.is_write:
+                ctypes.memset(ctypes.addressof(mmio.data), 0xFF, 8)   # nothing decodes there: read all-ones
+            if "exits" in self.config.trace and mmio.phys_addr not in self._unknown_mmio:
+                self._unknown_mmio.add(mmio.phys_addr)
+                self.config.log(f"pyvmm: trace: unclaimed MMIO {'write' if mmio.is_write else 'read'} "
+                                f"at {mmio.phys_addr:#x} ({mmio.len} bytes)")
+            return False
+        if reason in (ExitReason.INTR, ExitReason.IRQ_WINDOW_OPEN):
+            return False
+        if reason == ExitReason.SHUTDOWN:
+            dump = register_dump(vcpu, self.memory)
+            self.request_stop(Outcome.RESET, 0, f"vCPU {vcpu.index}: triple fault (KVM_EXIT_SHUTDOWN); the guest "
+                                                f"resets\n{dump}")
+            return True
+        if reason == ExitReason.SYSTEM_EVENT:
+            kind = run.u.system_event.type
+            if kind == SystemEvent.SHUTDOWN:
+                self.request_stop(Outcome.POWEROFF, 0, "guest powered off")
+            elif kind == SystemEvent.RESET:
+                self.request_stop(Outcome.RESET, 0, "guest reset")
+            else:
+                self.request_stop(Outcome.FATAL, 3, f"vCPU {vcpu.index}: guest crash event ({kind})\n"
+                                                    + register_dump(vcpu, self.memory))
+            return True
+        if reason == ExitReason.HLT:
+            self.request_stop(Outcome.FATAL, 3, f"vCPU {vcpu.index}: halted with no interrupt controller to wake it")
+            return True
+        if reason == ExitReason.INTERNAL_ERROR:
+            ie = run.u.internal
+            data = " ".join(f"{ie.data[i]:#x}" for i in range(min(ie.ndata, 16)))
+            what = "emulation failure" if ie.suberror == 1 else f"suberror {ie.suberror}"
+            msg = f"vCPU {vcpu.index}: KVM internal error: {what} (data: {data or 'none'})"
+        elif reason == ExitReason.FAIL_ENTRY:
+            msg = (f"vCPU {vcpu.index}: KVM failed to enter the guest (hardware entry failure reason "
+                   f"{run.u.fail_entry.hardware_entry_failure_reason:#x})")
+        else:
+            name = ExitReason(reason).name if reason in ExitReason._value2member_map_ else str(reason)
+            msg = f"vCPU {vcpu.index}: unexpected KVM exit {name}"
+        self.request_stop(Outcome.FATAL, 3, msg + "\n" + register_dump(vcpu, self.memory))
+        return True
+
+    # --- teardown -----------------------------------------------------------------------
+    def close(self) -> None:
+        """Release vCPUs, the VM, guest RAM and (if owned) /dev/kvm, in that order."""
+        self._ring_first = self._ring_last = None
+        if getattr(self, "_ring_data", None) is not None:
+            self._ring_data.release()
+            self._ring_data = None
+        if self.vm is not None:
+            self.vm.close()
+            self.vm = None
+        if self.memory is not None:
+            self.memory.close()
+            self.memory = None
+        if self._own_kvm and self.kvm is not None:
+            self.kvm.close()
+            self.kvm = None
+
+    def __enter__(self) -> "Machine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,108 @@
+"""Guest RAM: anonymous host mappings registered as KVM memory slots, with bounds-checked access.
+
+Every access is checked against the RAM ranges first, so a bad GPA from a file or a guest raises
+GuestMemoryError instead of touching host memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kvm.mman import HostMapping
+
+GiB = 1 << 30
+MMIO_HOLE_START = 3 * GiB
+MMIO_HOLE_END = 4 * GiB
+
+
+class GuestMemoryError(ValueError):
+    """An access that is not entirely inside guest RAM."""
+
+
+def ram_layout(size: int) -> list[tuple[int, int]]:
+    """RAM ranges for `size` bytes: below the 3-4 GiB MMIO hole, the rest from 4 GiB up."""
+    if size <= 0 or size & 0xFFF:
+        raise ValueError(f"guest memory size {size:#x} must be a positive multiple of 4 KiB")
+    if size <= MMIO_HOLE_START:
+        return [(0, size)]
+    return [(0, MMIO_HOLE_START), (MMIO_HOLE_END, size - MMIO_HOLE_START)]
+
+
+@dataclass
+class Region:
+    gpa: int
+    size: int
+    mapping: HostMapping
+
+    @property
+    def end(self) -> int:
+        return self.gpa + self.size
+
+
+class GuestMemory:
+    """All guest RAM. read/write/zero/view take GPAs and raise GuestMemoryError outside RAM."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.regions: list[Region] = []
+        try:
+            for gpa, n in ram_layout(size):
+                self.regions.append(Region(gpa, n, HostMapping(n, what="mmap guest RAM")))
+        except BaseException:
+            self.close()
+            raise
+
+    def ranges(self) -> list[tuple[int, int]]:
+        return [(r.gpa, r.size) for r in self.regions]
+
+    def _find(self, gpa: int, size: int) -> tuple[Region, int]:
+        if size < 0 or gpa < 0:
+            raise GuestMemoryError(f"invalid guest access at {gpa:#x} size {size:#x}")
+        for r in self.regions:
+            if r.gpa <= gpa and gpa + size <= r.end:
+                return r, gpa - r.gpa
+        raise GuestMemoryError(f"guest range {gpa:#x}-{gpa + size:#x} is not inside guest RAM "
+                               f"({', '.join(f'{r.gpa:#x}-{r.end:#x}' for r in self.regions)})")
+
+    def contains(self, gpa: int, size: int) -> bool:
+        try:
+            self._find(gpa, size)
+            return True
+        except GuestMemoryError:
+            return False
+
+    def view(self, gpa: int, size: int) -> memoryview:
+        """A writable view of guest RAM; valid until close(), so callers must not keep it."""
+        r, off = self._find(gpa, size)
+        return r.mapping.view[off:off + size]
+
+    def read(self, gpa: int, size: int) -> bytes:
+        r, off = self._find(gpa, size)
+        return bytes(r.mapping.view[off:off + size])
+
+    def write(self, gpa: int, data: bytes | bytearray | memoryview) -> None:
+        n = len(data)
+        r, off = self._find(gpa, n)
+        r.mapping.view[off:off + n] = data
+
+    def zero(self, gpa: int, size: int) -> None:
+        r, off = self._find(gpa, size)
+        ZERO_CHUNK = 1 << 20
+        v = r.mapping.view
+        zeros = bytes(min(size, ZERO_CHUNK))
+        end = off + size
+        while off < end:
+            n = min(ZERO_CHUNK, end - off)
+            v[off:off + n] = zeros[:n] if n != len(zeros) else zeros
+            off += n
+
+    def close(self) -> None:
+        for r in self.regions:
+            r.mapping.close()
+        self.regions = []
+
+    def __enter__(self) -> "GuestMemory":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,87 @@
+"""`pyvmm --igvm/--kernel ...`: turn parsed arguments into a machine config and a plan source, then launch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kvm import KvmError, kvm_usable
+from loaders.errors import LoadError
+
+from .cli import EXIT_BAD_INPUT, UsageError
+from .sizes import parse_processors, parse_size
+
+
+def _serial(spec: str):
+    """Serial sink from --serial: stdio, file:PATH or none."""
+    from .console import stdout_writer
+    if spec == "stdio":
+        return stdout_writer(), True
+    if spec == "none":
+        return None, False
+    if spec.startswith("file:") and len(spec) > 5:
+        try:
+            f = open(spec[5:], "ab", buffering=0)
+        except OSError as e:
+            raise UsageError(f"--serial {spec}: cannot open: {e.strerror}") from None
+        return f.write, False
+    raise UsageError(f"--serial {spec!r}: use stdio, file:PATH or none")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from .machine import MachineConfig
+    try:
+        memory = parse_size(args.memory)
+        cpus = parse_processors(args.processors)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError(f"--timeout {args.timeout:g}: must be a positive number of seconds")
+    if not args.igvm and not args.kernel:
+        raise UsageError("nothing to boot: give --igvm FILE or --kernel FILE")
+    if args.igvm and args.kernel:
+        raise UsageError("--igvm and --kernel are exclusive: give one")
+    source = make_source(args, memory, cpus)      # validates files before any VM exists
+    reason = kvm_usable()
+    if reason is not None:
+        print(f"pyvmm: error: cannot use KVM: {reason}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out, interactive = _serial(args.serial)
+    config = MachineConfig(memory=memory, cpus=cpus, serial_out=out, trace=frozenset(args.trace))
+    return execute(config, source, args, interactive)
+
+
+def make_source(args: argparse.Namespace, memory: int, cpus: int):
+    """The plan factory for the boot source named on the command line; UsageError/LoadError for bad input."""
+    raise UsageError("--igvm and --kernel are not supported yet in this build")
+
+
+def execute(config, source, args: argparse.Namespace, interactive: bool) -> int:
+    """Launch with relaunch-on-reset, stdin wired to COM1, and the result mapped to an exit status."""
+    from .console import StdinPump
+    from .launch import launch
+    from .machine import Outcome
+
+    current = [None]
+    pump = None
+    if interactive:
+        pump = StdinPump(feed=lambda d: current[0] and current[0].serial_input(d),
+                         quit=lambda: current[0] and current[0].request_stop(Outcome.QUIT, 0, "quit (ctrl-a x)"))
+        pump.start()
+    try:
+        result = launch(config, source, no_reboot=args.no_reboot, timeout=args.timeout,
+                        on_machine=lambda m: current.__setitem__(0, m))
+    except (LoadError, ValueError) as e:
+        print(f"pyvmm: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KvmError as e:
+        print(f"pyvmm: error: KVM: {e}", file=sys.stderr)
+        return 3
+    finally:
+        if pump:
+            pump.restore()
+    if result.outcome in (Outcome.FATAL, Outcome.TIMEOUT) or (result.message and "exits" in config.trace):
+        print(f"pyvmm: {result.message}", file=sys.stderr)
+    elif result.outcome is Outcome.RESET and result.message:
+        print(f"pyvmm: {result.message.splitlines()[0]}", file=sys.stderr)
+    return result.status
