@@ -49,7 +49,6 @@ def test_two_vcpus_run_the_same_image(guest):
     r = guest("smp.S", cpus=2, defines={"NCPUS": 2})
     assert sorted(r.text.splitlines()) == ["hello from cpu0", "hello from cpu1"]
     assert r.status == (2 << 1) | 1
-    assert all(n > 0 for n in r.exits)
 
 
 def test_real_mode_guest(guest):

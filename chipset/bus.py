@@ -1,0 +1,101 @@
+"""The port-I/O bus: a 65536-entry table from port to (device, offset), filled at registration time.
+
+The run loop calls pio() once per I/O exit, so lookups are one list index and no allocation;
+unknown ports read as all-ones (what a PC's floating bus and QEMU return) and ignore writes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+PORT_COUNT = 0x10000
+_ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
+
+
+class PortDevice(Protocol):
+    def io_read(self, offset: int, size: int) -> int: ...
+    def io_write(self, offset: int, size: int, value: int) -> None: ...
+
+
+class PortBus:
+    """Routes port accesses to devices; on_unknown(port, is_write, size) is told once per unclaimed port."""
+
+    def __init__(self, on_unknown: Callable[[int, bool, int], None] | None = None) -> None:
+        self._table: list[tuple[PortDevice, int] | None] = [None] * PORT_COUNT
+        self._ranges: list[tuple[int, int, str]] = []
+        self._on_unknown = on_unknown
+        self._seen: set[int] = set()
+
+    def register(self, base: int, length: int, device: PortDevice, name: str) -> None:
+        if length <= 0 or base < 0 or base + length > PORT_COUNT:
+            raise ValueError(f"{name}: port range {base:#x}+{length} is outside 0..0xffff")
+        for b, n, other in self._ranges:
+            if base < b + n and b < base + length:
+                raise ValueError(f"{name} at {base:#x}-{base + length - 1:#x} overlaps {other} at {b:#x}-{b + n - 1:#x}")
+        self._ranges.append((base, length, name))
+        self._ranges.sort()
+        for i in range(length):
+            self._table[base + i] = (device, i)
+
+    def registrations(self) -> list[tuple[int, int, str]]:
+        """(base, length, name) of every device, sorted by port, for --trace and docs."""
+        return list(self._ranges)
+
+    def _unknown(self, port: int, is_write: bool, size: int) -> None:
+        if port not in self._seen:
+            self._seen.add(port)
+            if self._on_unknown is not None:
+                self._on_unknown(port, is_write, size)
+
+    def read(self, port: int, size: int) -> int:
+        entry = self._table[port & 0xFFFF]
+        if entry is None:
+            self._unknown(port, False, size)
+            return _ONES[size]
+        return entry[0].io_read(entry[1], size) & _ONES[size]
+
+    def write(self, port: int, size: int, value: int) -> None:
+        entry = self._table[port & 0xFFFF]
+        if entry is None:
+            self._unknown(port, True, size)
+            return
+        entry[0].io_write(entry[1], size, value & _ONES[size])
+
+    def pio(self, port: int, size: int, count: int, is_write: bool, data: memoryview) -> None:
+        """One I/O exit: `count` accesses of `size` bytes; data is the kvm_run I/O buffer (size*count bytes).
+
+        An access to an unclaimed port reads all-ones; a read always fills the whole buffer, since KVM
+        does not clear it.
+        """
+        entry = self._table[port]
+        if entry is None:
+            self._unknown(port, is_write, size)
+            if not is_write:
+                data[:] = b"\xff" * len(data)
+            return
+        dev, off = entry
+        if count == 1:
+            if is_write:
+                dev.io_write(off, size, int.from_bytes(data, "little"))
+            else:
+                data[:] = (dev.io_read(off, size) & _ONES[size]).to_bytes(size, "little")
+            return
+        if is_write:
+            many = getattr(dev, "io_write_string", None)
+            if many is not None:
+                many(off, size, bytes(data))
+                return
+            for i in range(0, size * count, size):
+                dev.io_write(off, size, int.from_bytes(data[i:i + size], "little"))
+        else:
+            many = getattr(dev, "io_read_string", None)
+            if many is not None:
+                chunk = many(off, size, count)
+                n = min(len(chunk), len(data))
+                data[:n] = chunk[:n]
+                if n < len(data):
+                    data[n:] = b"\xff" * (len(data) - n)
+                return
+            mask = _ONES[size]
+            for i in range(0, size * count, size):
+                data[i:i + size] = (dev.io_read(off, size) & mask).to_bytes(size, "little")
