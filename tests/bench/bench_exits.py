@@ -44,7 +44,7 @@ def run_pyvmm(image: bytes) -> tuple[float, float, float, int, int]:
 
 
 def run_floor(image: bytes) -> tuple[float, float, float, int, int]:
-    """The same guest under a loop that calls KVM_RUN and reads the exit reason and port, nothing else."""
+    """The same guest under a loop that calls KVM_RUN, discards the serial ring and reads the exit reason and port."""
     with Machine(MachineConfig(memory=64 << 20)) as m:
         m.load(flat_plan(image))
         v = m.vm.vcpus[0]
@@ -52,12 +52,15 @@ def run_floor(image: bytes) -> tuple[float, float, float, int, int]:
         reason = ctypes.c_uint32.from_address(v.run_addr + 8)
         port = ctypes.c_uint16.from_address(v.run_addr + 34)
         IO = ExitReason.IO.value
+        first, last = m._ring_first, m._ring_last   # consume (discard) coalesced bytes, as cheaply as possible
         exits = 0
         u0, s0 = _cpu()
         t0 = time.perf_counter()
         while True:
             raw_ioctl(fd, Ioctl.RUN, 0)
             exits += 1
+            if first is not None:
+                first.value = last.value
             if reason.value == IO and port.value == 0xF4:
                 break
         t1 = time.perf_counter()
