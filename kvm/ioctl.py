@@ -1,6 +1,6 @@
 """ioctl through libc with ctypes; the numbers are computed from _IOC exactly as <linux/kvm.h> does.
 
-ctypes (not the fcntl module) because it passes 64-bit integer arguments unchanged, never retries on
+ctypes (not the standard library's ioctl wrapper) because it passes 64-bit integer arguments unchanged, never retries on
 EINTR (which the vCPU kick relies on) and releases the GIL while KVM_RUN blocks.
 """
 

@@ -37,6 +37,7 @@ class Kvm:
             self.vcpu_mmap_size = ioctl(self.fd, Ioctl.GET_VCPU_MMAP_SIZE, 0, "KVM_GET_VCPU_MMAP_SIZE")
         except BaseException:
             os.close(self.fd)
+            self.fd = -1
             raise
         self._cpuid: ctypes.Structure | None = None
 

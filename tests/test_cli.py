@@ -38,3 +38,24 @@ def test_bad_input_is_one_line_and_status_2(capsys, args, words):
 def test_python_dash_m_is_the_same_program():
     p = _run("-m", "0")
     assert p.returncode == 2 and p.stderr.startswith("pyvmm: error: ") and p.stderr.count("\n") == 1
+
+
+def test_missing_kvm_is_one_line_and_status_2(tmp_path):
+    import os
+    env = dict(os.environ, PYVMM_KVM_DEVICE=str(tmp_path / "no-kvm"))
+    p = _run("--igvm", "x", env=env)
+    assert p.returncode == 2
+    assert p.stderr.startswith("pyvmm: error: cannot use KVM: ") and "not available" in p.stderr
+    assert p.stderr.count("\n") == 1
+    (tmp_path / "kvm").write_bytes(b"")         # exists, but is no KVM device
+    p = _run("--igvm", "x", env=dict(env, PYVMM_KVM_DEVICE=str(tmp_path / "kvm")))
+    assert p.returncode == 2 and "cannot use KVM" in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_the_stdlib_ioctl_module_is_named_nowhere():
+    from pathlib import Path
+    word = "fc" + "ntl"
+    root = Path(__file__).resolve().parent.parent
+    hits = [str(p) for p in root.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.parts) and p.suffix in
+            (".py", ".md", ".toml", ".S", ".c", ".h", ".cfg", ".txt", "") and word in p.read_text(errors="ignore")]
+    assert not hits

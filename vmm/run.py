@@ -41,12 +41,11 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError("nothing to boot: give --igvm FILE or --kernel FILE")
     if args.igvm and args.kernel:
         raise UsageError("--igvm and --kernel are exclusive: give one")
-    out, interactive = _serial(args.serial)
-    source = make_source(args, memory, cpus)      # validates files before any VM exists
     reason = kvm_usable()
     if reason is not None:
-        print(f"pyvmm: error: cannot use KVM: {reason}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise UsageError(f"cannot use KVM: {reason}")
+    out, interactive = _serial(args.serial)
+    source = make_source(args, memory, cpus)      # validates files before any VM exists
     config = MachineConfig(memory=memory, cpus=cpus, serial_out=out, trace=frozenset(args.trace))
     return execute(config, source, args, interactive)
 
