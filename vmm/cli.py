@@ -67,3 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(e))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:     # `pyvmm igvm dump F | head`: the reader left; not an error
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

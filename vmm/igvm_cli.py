@@ -1,0 +1,128 @@
+"""`pyvmm igvm ...`: subcommands that inspect and build IGVM files. Each subcommand is one function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable, NoReturn
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        from .cli import UsageError
+        raise UsageError(f"{message} (see 'pyvmm igvm --help')")
+
+
+def read_file(path: str) -> bytes:
+    """The file's bytes, or a one-line error naming it."""
+    from .cli import UsageError
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    from loaders.igvm import read_igvm
+    from loaders.igvm.describe import describe
+    from loaders.errors import IgvmError
+    raw = read_file(args.file)
+    try:
+        info = describe(read_igvm(raw), raw)
+    except IgvmError as e:
+        raise IgvmError(f"{args.file}: {e}") from None
+    if args.json:
+        json.dump(info, sys.stdout, indent=1)
+        print()
+        return 0
+    _print_dump(info, args.file)
+    return 0
+
+
+def _fields(d: dict) -> str:
+    skip = {"index", "offset", "type", "registers"}
+    parts = []
+    for k, v in d.items():
+        if k in skip:
+            continue
+        if isinstance(v, dict):
+            v = f"{v['size']} bytes sha256:{v['sha256'][:12]}"
+        elif isinstance(v, int) and not isinstance(v, bool) and k not in ("vp_index", "version", "highest_vtl",
+                                                                            "parameter_area_index"):
+            v = hex(v)
+        parts.append(f"{k}={v}")
+    if "registers" in d:
+        regs = d["registers"]
+        show = [n for n in ("rip", "rsp", "rsi", "r12", "cr0", "cr3", "cr4", "efer", "gdtr_base", "code_selector",
+                            "code_attributes", "cs", "gdtr") if n in regs]
+        parts.append("regs: " + " ".join(f"{n}={regs[n]:#x}" for n in show))
+    return "  ".join(parts)
+
+
+def _print_dump(info: dict, path: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    con = Console()
+    fi = info["file"]
+    con.print(f"[bold]{path}[/]: IGVM v{fi['version']} {fi['architecture']}, {fi['size']:,} bytes, "
+              f"checksum {fi['checksum']:#010x}")
+    t = Table(show_lines=False)
+    for col in ("#", "offset", "header", "fields"):
+        t.add_column(col, overflow="fold")
+    rows = [*info["platforms"], *info["initialization"], *info["directives"]]
+    ranges = info["page_ranges"]
+    for r in rows:
+        t.add_row(str(r["index"]), f"{r['offset']:#x}" if r["offset"] is not None else "", r["type"], _fields(r))
+    con.print(t)
+    if ranges:
+        pt = Table(title="page data (runs of contiguous pages)")
+        for col in ("GPA range", "pages", "zero", "mask", "flags", "type"):
+            pt.add_column(col)
+        for r in ranges:
+            pt.add_row(f"{r['first_gpa']:#x}-{r['end_gpa']:#x}", str(r["pages"]), str(r["zero_pages"]),
+                       f"{r['compatibility_mask']:#x}", f"{r['flags']:#x}", r["data_type"])
+        con.print(pt)
+    tot = info["totals"]
+    con.print("totals: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in tot.items()))
+
+
+SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def subcommand(name: str, help_text: str):
+    """Register a subcommand: the decorated function adds its arguments; `run` executes it."""
+    def wrap(add_args):
+        def register(run):
+            SUBCOMMANDS[name] = (help_text, add_args, run)
+            return run
+        return register
+    return wrap
+
+
+def _dump_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="the IGVM file")
+    p.add_argument("--json", action="store_true", help="machine-readable output (schema pyvmm-igvm-dump/1)")
+
+
+SUBCOMMANDS["dump"] = ("print every header of an IGVM file", _dump_args, cmd_dump)
+
+
+def main(argv: list[str]) -> int:
+    from loaders.errors import LoadError
+    from .cli import UsageError
+    p = _Parser(prog="pyvmm igvm", description="Inspect and build IGVM files.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (help_text, add_args, _) in SUBCOMMANDS.items():
+        add_args(sub.add_parser(name, help=help_text, description=help_text))
+    try:
+        args = p.parse_args(argv)
+        if not args.command:
+            raise UsageError("give a subcommand: " + ", ".join(SUBCOMMANDS))
+        return SUBCOMMANDS[args.command][2](args)
+    except (UsageError, LoadError) as e:
+        print(f"pyvmm: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
