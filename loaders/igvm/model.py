@@ -16,7 +16,7 @@ Data = Union[bytes, bytearray, memoryview]
 
 
 # --- platform and initialization ----------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SupportedPlatform:
     compatibility_mask: int
     highest_vtl: int
@@ -26,14 +26,14 @@ class SupportedPlatform:
     kind = HeaderType.SUPPORTED_PLATFORM
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GuestPolicy:
     policy: int
     compatibility_mask: int
     kind = HeaderType.GUEST_POLICY
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RelocatableRegion:
     compatibility_mask: int
     vp_index: int
@@ -47,7 +47,7 @@ class RelocatableRegion:
     kind = HeaderType.RELOCATABLE_REGION
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PageTableRelocation:
     compatibility_mask: int
     vp_index: int
@@ -58,21 +58,21 @@ class PageTableRelocation:
     kind = HeaderType.PAGE_TABLE_RELOCATION_REGION
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CorimDocument:
     compatibility_mask: int
     data: Data
     kind = HeaderType.CORIM_DOCUMENT
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CorimSignature:
     compatibility_mask: int
     data: Data
     kind = HeaderType.CORIM_SIGNATURE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CcaPolicy:
     compatibility_mask: int
     attributes_required_zeroes: int
@@ -83,7 +83,7 @@ class CcaPolicy:
 
 
 # --- directives ---------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParameterArea:
     number_of_bytes: int
     parameter_area_index: int
@@ -91,7 +91,7 @@ class ParameterArea:
     kind = HeaderType.PARAMETER_AREA
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PageData:
     gpa: int
     compatibility_mask: int
@@ -101,7 +101,7 @@ class PageData:
     kind = HeaderType.PAGE_DATA
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParameterInsert:
     gpa: int
     compatibility_mask: int
@@ -109,7 +109,7 @@ class ParameterInsert:
     kind = HeaderType.PARAMETER_INSERT
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParameterUsage:
     """Any of the host-parameter directives (VP count, memory map, command line, MADT, SRAT, ...)."""
     kind: HeaderType
@@ -117,7 +117,7 @@ class ParameterUsage:
     byte_offset: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VpContext:
     gpa: int
     compatibility_mask: int
@@ -126,7 +126,7 @@ class VpContext:
     kind = HeaderType.VP_CONTEXT
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RequiredMemory:
     gpa: int
     compatibility_mask: int
@@ -135,7 +135,7 @@ class RequiredMemory:
     kind = HeaderType.REQUIRED_MEMORY
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ErrorRange:
     gpa: int
     compatibility_mask: int
@@ -143,7 +143,7 @@ class ErrorRange:
     kind = HeaderType.ERROR_RANGE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SnpIdBlock:
     compatibility_mask: int
     author_key_enabled: int
@@ -161,7 +161,7 @@ class SnpIdBlock:
     kind = HeaderType.SNP_ID_BLOCK
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VbsMeasurement:
     compatibility_mask: int
     version: int
@@ -182,7 +182,7 @@ Directive = Union[ParameterArea, PageData, ParameterInsert, ParameterUsage, VpCo
                   SnpIdBlock, VbsMeasurement]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IgvmFile:
     """An IGVM file as read (or to be written): header sections in file order."""
     version: int
