@@ -94,12 +94,63 @@ class ZeroRange:
 
 
 @dataclass
+class ParameterRequest:
+    """A host-filled parameter area (IGVM PARAMETER_AREA): the loader says what goes where; the VMM fills it.
+
+    usages are (usage name, byte offset) pairs in file order, e.g. ("MEMORY_MAP", 0); gpa is where the area
+    is inserted (None if the file never inserts it, which makes it dead weight but not an error).
+    """
+    index: int
+    size: int
+    initial: bytes | memoryview | None = None
+    usages: list[tuple[str, int]] = field(default_factory=list)
+    gpa: int | None = None
+    what: str = ""
+    data: bytearray | None = None      # the filled contents (set by the VMM's parameter filler)
+
+    @property
+    def end(self) -> int:
+        return (self.gpa or 0) + self.size
+
+    def describe(self) -> str:
+        where = f"{self.gpa:#012x}-{self.end:#012x}" if self.gpa is not None else "(never inserted)"
+        digest = f"sha256:{hashlib.sha256(self.data).hexdigest()[:16]}" if self.data is not None else "(unfilled)"
+        uses = ", ".join(f"{u}@{o:#x}" for u, o in self.usages) or "no usages"
+        return f"param {where} {self.size:#x} {digest} area {self.index}: {uses}"
+
+
+@dataclass
 class LoadPlan:
     """What memory and registers must hold at start, and what the loader needs from the host."""
     writes: list[MemoryWrite] = field(default_factory=list)
     zeros: list[ZeroRange] = field(default_factory=list)
     vps: dict[int, VpState] = field(default_factory=dict)
     required_memory: list[tuple[int, int]] = field(default_factory=list)  # (gpa, size)
+    parameters: list[ParameterRequest] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)     # what the loader skipped or assumed, for `igvm plan`
+
+    def ranges(self) -> list[tuple[int, int, str]]:
+        """Every guest range the plan touches: (gpa, end, what), sorted; inserted parameter areas included."""
+        out = [(w.gpa, w.end, w.what or "data") for w in self.writes]
+        out += [(z.gpa, z.end, z.what or "zero range") for z in self.zeros]
+        out += [(p.gpa, p.end, p.what or f"parameter area {p.index}") for p in self.parameters if p.gpa is not None]
+        return sorted(out)
+
+    def check(self, ram: list[tuple[int, int]]) -> None:
+        """LoadError for ranges that overlap each other, miss RAM (or fall in a hole), or required memory absent."""
+        from .errors import LoadError
+        ranges = self.ranges()
+        for (a0, a1, aw), (b0, b1, bw) in zip(ranges, ranges[1:]):
+            if b0 < a1:
+                raise LoadError(f"{bw} at {b0:#x}-{b1:#x} overlaps {aw} at {a0:#x}-{a1:#x}")
+        ram_text = ", ".join(f"{g:#x}-{g + s:#x}" for g, s in ram)
+        for start, end, what in ranges:
+            if not any(g <= start and end <= g + s for g, s in ram):
+                raise LoadError(f"{what} at {start:#x}-{end:#x} is not inside guest RAM ({ram_text})")
+        for gpa, size in self.required_memory:
+            if not any(g <= gpa and gpa + size <= g + s for g, s in ram):
+                raise LoadError(f"the file requires RAM at {gpa:#x}-{gpa + size:#x}, which the machine does not have "
+                                f"({ram_text}); give more memory with -m")
 
     def describe(self) -> list[str]:
         """Deterministic text of the plan: one line per range (with a hash of its bytes), then registers."""
@@ -109,8 +160,11 @@ class LoadPlan:
             items.append((w.gpa, 0, f"write {w.gpa:#012x}-{w.end:#012x} {len(w.data):#x} sha256:{digest} {w.what}".rstrip()))
         for z in self.zeros:
             items.append((z.gpa, 1, f"zero  {z.gpa:#012x}-{z.end:#012x} {z.size:#x} {z.what}".rstrip()))
+        for p in self.parameters:
+            items.append((p.gpa if p.gpa is not None else 1 << 64, 2, p.describe()))
         out = [t for _, _, t in sorted(items)]
         out += [f"required {g:#012x}-{g + s:#012x}" for g, s in self.required_memory]
+        out += [f"note: {n}" for n in self.notes]
         for i in sorted(self.vps):
             out.append(f"vp {i}:")
             out += ["  " + line for line in self.vps[i].describe()]

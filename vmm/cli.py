@@ -10,6 +10,8 @@ import argparse
 import sys
 from typing import NoReturn
 
+from loaders.errors import LoadError
+
 from . import __version__
 
 EXIT_BAD_INPUT = 2
@@ -33,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     src = p.add_argument_group("what to boot")
     src.add_argument("--igvm", metavar="SPEC",
                      help="an IGVM file: FILE, path=FILE, or type=uefi|linux,path=FILE")
+    src.add_argument("--igvm-platform", metavar="NAME", choices=["native", "vsm_isolation"],
+                     help="which of the file's platforms to launch: native or vsm_isolation "
+                          "(default: native if the file has it)")
     src.add_argument("--kernel", metavar="FILE", help="Linux bzImage or vmlinux for direct boot")
     src.add_argument("--initrd", metavar="FILE", help="initial ramdisk for --kernel or type=linux")
     p.add_argument("-m", "--memory", default="1G", metavar="SIZE",
@@ -64,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         from .run import run_command
         return run_command(args)
     except UsageError as e:
+        return _error(str(e))
+    except LoadError as e:           # IgvmError included: bad input found while reading or planning a file
         return _error(str(e))
     except KeyboardInterrupt:
         return 130

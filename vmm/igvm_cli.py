@@ -111,6 +111,38 @@ def _dump_args(p: argparse.ArgumentParser) -> None:
 SUBCOMMANDS["dump"] = ("print every header of an IGVM file", _dump_args, cmd_dump)
 
 
+def _plan_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", nargs="?", help="the IGVM file (or use --igvm SPEC)")
+    p.add_argument("--igvm", metavar="SPEC", help="as for pyvmm: FILE, path=FILE or type=uefi|linux,path=FILE")
+    p.add_argument("-m", "--memory", default="1G", metavar="SIZE", help="guest RAM (default 1G)")
+    p.add_argument("-p", "--processors", default="1", metavar="N", help="vCPU count (default 1)")
+    p.add_argument("--cmdline", metavar="TEXT", help="command line for COMMAND_LINE parameters")
+    p.add_argument("--igvm-platform", metavar="NAME", choices=["native", "vsm_isolation"],
+                   help="which platform to plan for (default: native if present)")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print the load plan a launch with these options would apply: deterministic, diffable text."""
+    from .cli import UsageError
+    from .igvm_source import IgvmSpec, parse_igvm_spec, prepare_igvm
+    from .plan_text import plan_lines
+    from .sizes import parse_processors, parse_size
+    if (args.file is None) == (args.igvm is None):
+        raise UsageError("give the IGVM file either as FILE or as --igvm SPEC")
+    try:
+        memory, cpus = parse_size(args.memory), parse_processors(args.processors)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    spec = IgvmSpec(args.file) if args.file is not None else parse_igvm_spec(args.igvm)
+    prepared = prepare_igvm(spec, memory, cpus, args.cmdline, args.igvm_platform)
+    sys.stdout.write("\n".join(plan_lines(prepared)) + "\n")
+    return 0
+
+
+SUBCOMMANDS["plan"] = ("print the load plan pyvmm would apply (deterministic text for regression diffs)",
+                       _plan_args, cmd_plan)
+
+
 def main(argv: list[str]) -> int:
     from loaders.errors import LoadError
     from .cli import UsageError

@@ -23,6 +23,7 @@ from kvm import Kvm, KvmError, Vcpu, install_kick_handler
 from kvm.ioctl import get_errno, raw_ioctl
 from kvm.uapi import (COALESCED_ENTRY_SIZE, COALESCED_RING_HEADER, Cap, ExitReason, Ioctl, MpState,
                       SystemEvent)
+from loaders.errors import LoadError
 from loaders.plan import LoadPlan
 
 from .memory import GuestMemory
@@ -78,6 +79,7 @@ class Machine:
         self._ring_lock = threading.Lock()
         self.exit_counts: list[int] = [0] * config.cpus
         self._unknown_mmio: set[int] = set()
+        self._fresh = True
         try:
             self._build()
         except BaseException:
@@ -141,20 +143,27 @@ class Machine:
 
     # --- loading ------------------------------------------------------------------------
     def load(self, plan: LoadPlan) -> None:
-        """Apply a plan: zero ranges, memory writes, then VP registers. Raises ValueError if anything misses RAM."""
+        """Apply a plan: check it against RAM, then zero ranges, writes, parameter areas, VP registers.
+
+        LoadError (a ValueError) if anything overlaps or misses RAM. A fresh machine's RAM is already zero, so
+        zero ranges are only checked, not written (no host pages touched for them).
+        """
         mem = self.memory
-        for z in plan.zeros:
-            if not mem.contains(z.gpa, z.size):
-                raise ValueError(f"{z.what or 'zero range'} {z.gpa:#x}-{z.end:#x} does not fit in guest RAM "
-                                 f"({self._ram_text()})")
-            mem.zero(z.gpa, z.size)
+        plan.check(mem.ranges())
+        if not self._fresh:
+            for z in plan.zeros:
+                mem.zero(z.gpa, z.size)
+        self._fresh = False
         for w in plan.writes:
-            if not mem.contains(w.gpa, len(w.data)):
-                raise ValueError(f"{w.what or 'data'} at {w.gpa:#x}-{w.end:#x} does not fit in guest RAM "
-                                 f"({self._ram_text()})")
             mem.write(w.gpa, w.data)
+        for p in plan.parameters:
+            if p.gpa is None:
+                continue
+            if p.data is None:
+                raise LoadError(f"{p.what} was never filled with host parameters")
+            mem.write(p.gpa, p.data)
         if 0 not in plan.vps:
-            raise ValueError("the load plan has no register state for VP 0")
+            raise LoadError("the load plan has no register state for VP 0")
         for index, vp in sorted(plan.vps.items()):
             if index >= self.config.cpus:
                 continue   # a file may describe more VPs than the machine has

@@ -52,7 +52,12 @@ def run_command(args: argparse.Namespace) -> int:
 
 def make_source(args: argparse.Namespace, memory: int, cpus: int):
     """The plan factory for the boot source named on the command line; UsageError/LoadError for bad input."""
-    raise UsageError("--igvm and --kernel are not supported yet in this build")
+    if args.kernel:
+        raise UsageError("--kernel is not supported yet in this build; package the kernel as an IGVM")
+    from .igvm_source import parse_igvm_spec, prepare_igvm
+    prepared = prepare_igvm(parse_igvm_spec(args.igvm), memory, cpus, args.cmdline, args.igvm_platform)
+    plan = prepared.plan
+    return lambda machine: plan
 
 
 def execute(config, source, args: argparse.Namespace, interactive: bool) -> int:

@@ -1,0 +1,92 @@
+"""ACPI table builders matching what the in-kernel KVM irqchip presents (one IOAPIC at 0xFEC00000, 24 pins, a PIC).
+
+Layouts follow the ACPI 6.x specification; the entry order and contents follow OpenVMM's builder (its spec
+section 5) so an IGVM payload written for OpenVMM sees the same topology here.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+LAPIC_ADDR = 0xFEE00000
+IOAPIC_ADDR = 0xFEC00000
+HEADER = struct.Struct("<4sIBB6s8sI4sI")   # signature, length, revision, checksum, OEM id, table id, rev, creator
+HEADER_SIZE = HEADER.size                    # 36
+
+
+@dataclass(frozen=True)
+class AcpiHeaderIds:
+    """The identification fields of every table pyvmm builds."""
+    oem_id: bytes = b"PYVMM "
+    oem_table_id: bytes = b"PYVMMTBL"
+    oem_revision: int = 1
+    creator_id: bytes = b"PYVM"
+    creator_revision: int = 1
+
+
+IDS = AcpiHeaderIds()
+
+
+def checksum_ok(table: bytes | bytearray | memoryview) -> bool:
+    return sum(table) & 0xFF == 0
+
+
+def finish_table(signature: bytes, revision: int, body: bytes, ids: AcpiHeaderIds = IDS) -> bytes:
+    """Header + body with the length filled in and the checksum byte set so the whole table sums to zero."""
+    length = HEADER_SIZE + len(body)
+    raw = bytearray(HEADER.pack(signature, length, revision, 0, ids.oem_id, ids.oem_table_id, ids.oem_revision,
+                                ids.creator_id, ids.creator_revision) + body)
+    raw[9] = (-sum(raw)) & 0xFF
+    return bytes(raw)
+
+
+def _uids(cpus: int) -> range:
+    if not 1 <= cpus <= 255:
+        raise ValueError(f"processor count {cpus} is outside 1..255")
+    return range(cpus)
+
+
+def build_madt(cpus: int, ids: AcpiHeaderIds = IDS) -> bytes:
+    """MADT (revision 5): IOAPIC 0 at GSI 0, ISA overrides (SCI IRQ9 level/high, PIT IRQ0 -> GSI2), LINT1 NMI,
+    one enabled local APIC per vCPU with APIC ID = vCPU index and processor UID = index + 1."""
+    parts = [struct.pack("<II", LAPIC_ADDR, 1)]                                   # flags: PCAT_COMPAT (8259s)
+    parts.append(struct.pack("<BBBBII", 1, 12, 0, 0, IOAPIC_ADDR, 0))             # I/O APIC
+    parts.append(struct.pack("<BBBBIH", 2, 10, 0, 9, 9, 0x000D))                  # SCI: active high, level
+    parts.append(struct.pack("<BBBBIH", 2, 10, 0, 0, 2, 0))                       # PIT IRQ0 -> GSI 2
+    parts.append(struct.pack("<BBBHB", 4, 6, 0xFF, 0, 1))                         # NMI on LINT1, all processors
+    for i in _uids(cpus):
+        parts.append(struct.pack("<BBBBI", 0, 8, i + 1, i, 1))                    # local APIC, enabled
+    return finish_table(b"APIC", 5, b"".join(parts), ids)
+
+
+def build_srat(cpus: int, ram: list[tuple[int, int]], ids: AcpiHeaderIds = IDS) -> bytes:
+    """SRAT (revision 3), one proximity domain: every vCPU's APIC and every RAM range in domain 0."""
+    parts = [struct.pack("<IQ", 1, 0)]
+    for i in _uids(cpus):
+        parts.append(struct.pack("<BBBBIB3sI", 0, 16, 0, i, 1, 0, bytes(3), 0))   # processor local APIC affinity
+    for gpa, size in sorted(ram):
+        parts.append(struct.pack("<BBIHIIIIIIQ", 1, 40, 0, 0, gpa & 0xFFFFFFFF, gpa >> 32,
+                                 size & 0xFFFFFFFF, size >> 32, 0, 1, 0))         # memory affinity, enabled
+    return finish_table(b"SRAT", 3, b"".join(parts), ids)
+
+
+def build_slit(nodes: int = 1, ids: AcpiHeaderIds = IDS) -> bytes:
+    """SLIT (revision 1): 10 on the diagonal, 20 elsewhere."""
+    if not 1 <= nodes <= 255:
+        raise ValueError(f"node count {nodes} is outside 1..255")
+    matrix = bytes(10 if i == j else 20 for i in range(nodes) for j in range(nodes))
+    return finish_table(b"SLIT", 1, struct.pack("<Q", nodes) + matrix, ids)
+
+
+PPTT_PHYSICAL_PACKAGE, PPTT_ID_VALID, PPTT_THREAD, PPTT_LEAF, PPTT_IDENTICAL = 1, 2, 4, 8, 16
+
+
+def build_pptt(cpus: int, ids: AcpiHeaderIds = IDS) -> bytes:
+    """PPTT (revision 2): one socket holding one single-threaded core per vCPU (processor UID = index + 1)."""
+    node = struct.Struct("<BBHIIII")     # type 0, length 20, reserved, flags, parent, ACPI processor id, resources
+    package_offset = HEADER_SIZE
+    parts = [node.pack(0, 20, 0, PPTT_PHYSICAL_PACKAGE | PPTT_IDENTICAL, 0, 0, 0)]
+    for i in _uids(cpus):
+        parts.append(node.pack(0, 20, 0, PPTT_ID_VALID | PPTT_LEAF | PPTT_IDENTICAL, package_offset, i + 1, 0))
+    return finish_table(b"PPTT", 2, b"".join(parts), ids)

@@ -1,0 +1,168 @@
+"""IGVM file + chosen platform -> load plan, for a non-isolated VM (the reference algorithm, igvm-format.md §11).
+
+Pure: no KVM, no guest memory. Host parameters are requested, not filled (see loaders/igvm/parameters.py);
+RAM checks happen in LoadPlan.check once the machine's layout is known.
+"""
+
+from __future__ import annotations
+
+from ..errors import IgvmError, LoadError
+from ..plan import LoadPlan, MemoryWrite, ParameterRequest, ZeroRange
+from . import model as m
+from .constants import HeaderType, PAGE_SIZE, PageDataFlags, PageDataType, Platform
+from .vpcontext import native_context_to_state, parse_vbs_context, vbs_to_state
+
+# Platforms pyvmm can launch as a plain (non-isolated) VM, in order of preference.
+LAUNCHABLE = (Platform.NATIVE, Platform.VSM_ISOLATION)
+
+
+def choose_platform(f: m.IgvmFile, wanted: str | None = None) -> m.SupportedPlatform:
+    """NATIVE if present, else VSM_ISOLATION (run as a VTL0 guest); `wanted` (a platform name) overrides."""
+    names = ", ".join(p.name for p in f.platform_types()) or "none"
+    if wanted is not None:
+        try:
+            pt = Platform[wanted.upper().replace("-", "_")]
+        except KeyError:
+            raise LoadError(f"unknown platform {wanted!r}; IGVM platforms are "
+                            f"{', '.join(p.name.lower() for p in Platform)}") from None
+        if pt not in LAUNCHABLE:
+            raise LoadError(f"platform {pt.name} needs confidential-computing hardware; pyvmm launches "
+                            f"{' or '.join(p.name for p in LAUNCHABLE)} (the file declares: {names})")
+        p = f.platform(pt)
+        if p is None:
+            raise LoadError(f"the file declares no {pt.name} platform (it declares: {names})")
+        return p
+    for pt in LAUNCHABLE:
+        p = f.platform(pt)
+        if p is not None:
+            return p
+    raise LoadError(f"no platform pyvmm can launch: the file declares {names}; pyvmm needs NATIVE or "
+                    "VSM_ISOLATION (SEV, SEV-ES, SEV-SNP, TDX and CCA need confidential-computing hardware)")
+
+
+class _Runs:
+    """Contiguous page data coalesced into big writes and zero ranges, so applying 64 MiB is a few copies."""
+
+    def __init__(self, plan: LoadPlan) -> None:
+        self.plan = plan
+        self.chunks: list = []
+        self.start = self.end = -1
+        self.zero_start = self.zero_end = -1
+        self.first = self.first_zero = 0
+
+    def data(self, gpa: int, chunk, header: int) -> None:
+        if gpa != self.end:
+            self.flush_data()
+            self.start, self.first = gpa, header
+        self.chunks.append(chunk)
+        self.end = gpa + len(chunk)
+
+    def zero(self, gpa: int, size: int, header: int) -> None:
+        if gpa != self.zero_end:
+            self.flush_zero()
+            self.zero_start, self.first_zero = gpa, header
+        self.zero_end = gpa + size
+
+    def flush_data(self) -> None:
+        if self.chunks:
+            data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+            self.plan.writes.append(MemoryWrite(self.start, data, f"page data (header #{self.first})"))
+        self.chunks = []
+        self.start = self.end = -1
+
+    def flush_zero(self) -> None:
+        if self.zero_end > self.zero_start >= 0:
+            self.plan.zeros.append(ZeroRange(self.zero_start, self.zero_end - self.zero_start,
+                                             f"zero pages (header #{self.first_zero})"))
+        self.zero_start = self.zero_end = -1
+
+    def flush(self) -> None:
+        self.flush_data()
+        self.flush_zero()
+
+
+def igvm_plan(f: m.IgvmFile, platform: m.SupportedPlatform) -> LoadPlan:
+    """The load plan of `f` for `platform` (one of LAUNCHABLE); LoadError for anything a plain VM cannot honour."""
+    if platform.platform_type not in LAUNCHABLE:
+        raise LoadError(f"platform {platform.platform_type.name} cannot be launched without isolation hardware")
+    bit = platform.compatibility_mask
+    first_directive = len(f.platforms) + len(f.initializations)
+    for i, h in enumerate(f.initializations):
+        if h.compatibility_mask & bit and isinstance(h, (m.RelocatableRegion, m.PageTableRelocation)):
+            raise LoadError(f"header #{len(f.platforms) + i} ({h.kind.name}): relocation is not supported yet; "
+                            "pyvmm loads images at the addresses in the file")
+    plan = LoadPlan()
+    runs = _Runs(plan)
+    areas: dict[int, ParameterRequest] = {}
+    vbs_skipped: set[int] = set()
+    native = platform.platform_type == Platform.NATIVE
+    for i, d in enumerate(f.directives):
+        n = first_directive + i
+        mask = getattr(d, "compatibility_mask", None)
+        if mask is not None and not mask & bit:
+            continue
+        if isinstance(d, m.PageData):
+            if d.data_type != PageDataType.NORMAL:
+                raise LoadError(f"header #{n} (PAGE_DATA at {d.gpa:#x}): {PageDataType(d.data_type).name} pages "
+                                "only mean something on SEV-SNP; a non-isolated VM cannot provide them")
+            size = 2 << 20 if d.flags & PageDataFlags.IS_2MB_PAGE else PAGE_SIZE
+            if d.data is None or not any(d.data):
+                runs.flush_data()
+                runs.zero(d.gpa, size, n)
+            else:
+                runs.flush_zero()
+                runs.data(d.gpa, d.data, n)
+        elif isinstance(d, m.ParameterArea):
+            areas[d.parameter_area_index] = ParameterRequest(d.parameter_area_index, d.number_of_bytes,
+                                                             d.initial_data, what=f"parameter area "
+                                                             f"{d.parameter_area_index} (header #{n})")
+        elif isinstance(d, m.ParameterUsage):
+            if d.kind == HeaderType.DEVICE_TREE:
+                raise LoadError(f"header #{n}: the file asks for a DEVICE_TREE parameter, which pyvmm does not "
+                                "provide (it describes OpenHCL partitions); use the MEMORY_MAP/MADT/SRAT usages")
+            areas[d.parameter_area_index].usages.append((d.kind.name, d.byte_offset))
+        elif isinstance(d, m.ParameterInsert):
+            runs.flush()
+            req = areas[d.parameter_area_index]
+            req.gpa = d.gpa
+            req.what = f"parameter area {req.index} (inserted by header #{n})"
+            plan.parameters.append(req)
+        elif isinstance(d, m.RequiredMemory):
+            plan.required_memory.append((d.gpa, d.number_of_bytes))
+        elif isinstance(d, m.ErrorRange):
+            if not d.gpa or not d.size_bytes:
+                raise LoadError(f"header #{n} (ERROR_RANGE): GPA and size must be non-zero")
+            runs.flush()
+            plan.zeros.append(ZeroRange(d.gpa, d.size_bytes, f"error range (header #{n})"))
+        elif isinstance(d, m.VpContext):
+            _vp_context(plan, d, n, native, vbs_skipped)
+        # SNP_ID_BLOCK and VBS_MEASUREMENT describe attestation; nothing to do without isolation.
+    runs.flush()
+    for a in areas.values():
+        if a.gpa is None and a.usages:
+            plan.notes.append(f"parameter area {a.index} is filled but never inserted")
+    if vbs_skipped:
+        plan.notes.append(f"VP contexts for VTL {sorted(vbs_skipped)} ignored: pyvmm runs the guest as VTL0")
+    if 0 not in plan.vps:
+        extra = f" (the file only has contexts for VTL {sorted(vbs_skipped)})" if vbs_skipped else ""
+        raise LoadError(f"the file has no {platform.platform_type.name} VP context for VP 0, the boot processor"
+                        f"{extra}")
+    return plan
+
+
+def _vp_context(plan: LoadPlan, d: m.VpContext, n: int, native: bool, vbs_skipped: set[int]) -> None:
+    if d.vp_index in plan.vps:
+        raise LoadError(f"header #{n} (VP_CONTEXT): a second context for VP {d.vp_index}")
+    try:
+        if native:
+            from .vpcontext import parse_native_context
+            plan.vps[d.vp_index] = native_context_to_state(parse_native_context(d.data))
+            return
+        regs = parse_vbs_context(d.data)
+    except IgvmError as e:
+        raise LoadError(f"header #{n} (VP_CONTEXT): {e}") from None
+    vtl = regs[0].vtl
+    if vtl != 0:
+        vbs_skipped.add(vtl)
+        return
+    plan.vps[d.vp_index] = vbs_to_state(regs)

@@ -1,0 +1,97 @@
+"""Fill IGVM parameter areas from a plain description of the host machine (igvm-format.md §6.4).
+
+The VMM builds a HostInfo from its configuration; everything here is pure, so `pyvmm igvm plan` shows
+exactly the bytes a guest would receive without creating a VM.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from ..errors import LoadError
+from ..plan import LoadPlan, ParameterRequest
+from .constants import MemoryMapEntryType, PAGE_SIZE
+
+MEMORY_MAP_ENTRY = struct.Struct("<QQHHI")   # IGVM_VHS_MEMORY_MAP_ENTRY, 24 bytes
+
+
+@dataclass
+class HostInfo:
+    """What the machine offers a guest: its vCPUs, RAM, command line and ACPI tables (bytes, built by loaders.acpi)."""
+    cpus: int
+    ram: list[tuple[int, int]]                               # (gpa, size), page-granular, holes excluded
+    cmdline: str | None = None                               # None: keep the area's own initial text, if any
+    madt: bytes = b""
+    srat: bytes = b""
+    slit: bytes = b""
+    pptt: bytes = b""
+    mmio: list[tuple[int, int]] = field(default_factory=list)   # (gpa, size): ranges free for device MMIO
+    memory_is_shared: bool = False                           # never for a non-isolated VM
+
+
+def memory_map_entries(ram: list[tuple[int, int]]) -> bytes:
+    """IGVM memory map: one MEMORY entry per RAM range, sorted by GPA, no terminator (the caller's zeros end it)."""
+    out = []
+    for gpa, size in sorted(ram):
+        if gpa % PAGE_SIZE or size % PAGE_SIZE or size <= 0:
+            raise LoadError(f"RAM range {gpa:#x}+{size:#x} is not page-granular")
+        out.append(MEMORY_MAP_ENTRY.pack(gpa // PAGE_SIZE, size // PAGE_SIZE, MemoryMapEntryType.MEMORY, 0, 0))
+    return b"".join(out)
+
+
+def parse_memory_map(data: bytes | bytearray | memoryview) -> list[tuple[int, int, int]]:
+    """(gpa, size, type) entries up to the first zero-page entry or the end of the area."""
+    out = []
+    for off in range(0, len(data) - MEMORY_MAP_ENTRY.size + 1, MEMORY_MAP_ENTRY.size):
+        page, pages, typ, _, _ = MEMORY_MAP_ENTRY.unpack_from(data, off)
+        if pages == 0:
+            break
+        out.append((page * PAGE_SIZE, pages * PAGE_SIZE, typ))
+    return out
+
+
+def parameter_value(usage: str, host: HostInfo) -> bytes:
+    """The bytes one parameter usage writes, per the table in igvm-format.md §6.4."""
+    if usage == "VP_COUNT_PARAMETER":
+        return struct.pack("<I", host.cpus)
+    if usage == "MEMORY_MAP":
+        return memory_map_entries(host.ram)
+    if usage == "COMMAND_LINE":
+        raw = (host.cmdline or "").encode()
+        if b"\0" in raw:
+            raise LoadError(f"the command line contains a NUL byte at position {raw.index(0)}")
+        return raw + b"\0"
+    if usage in ("MADT", "SRAT", "SLIT", "PPTT"):
+        table = getattr(host, usage.lower())
+        if not table:
+            raise LoadError(f"the machine has no {usage} table to give")
+        return table
+    if usage == "MMIO_RANGES":
+        ranges = (host.mmio + [(0, 0), (0, 0)])[:2]
+        return b"".join(struct.pack("<QQ", g // PAGE_SIZE, s // PAGE_SIZE) for g, s in ranges)
+    if usage == "ENVIRONMENT_INFO_PARAMETER":
+        return struct.pack("<I", 1 if host.memory_is_shared else 0)
+    raise LoadError(f"parameter usage {usage} is not supported")
+
+
+def fill_area(req: ParameterRequest, host: HostInfo) -> bytearray:
+    """The contents of one area: its initial bytes (or zeros) with each usage's value written at its offset."""
+    buf = bytearray(req.size)
+    if req.initial is not None:
+        buf[:len(req.initial)] = req.initial
+    for usage, offset in req.usages:
+        if usage == "COMMAND_LINE" and host.cmdline is None and req.initial is not None:
+            continue      # the file's default command line stays unless --cmdline replaces it
+        value = parameter_value(usage, host)
+        if offset + len(value) > req.size:
+            raise LoadError(f"{usage} needs {len(value):#x} bytes at offset {offset:#x}, but parameter area "
+                            f"{req.index} holds only {req.size:#x} bytes")
+        buf[offset:offset + len(value)] = value
+    return buf
+
+
+def fill_parameters(plan: LoadPlan, host: HostInfo) -> None:
+    """Fill every parameter area of the plan in place (ParameterRequest.data)."""
+    for req in plan.parameters:
+        req.data = fill_area(req, host)
