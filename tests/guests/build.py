@@ -45,7 +45,7 @@ def build(name: str, load_addr: int = 0x100000, code16: bool = False, defines: d
     sources = [HERE / name, *(HERE / s for s in extra_sources)]
     defs = sorted((defines or {}).items())
     flags = ["-nostdlib", "-ffreestanding", "-fno-pic", "-fno-stack-protector", "-fno-asynchronous-unwind-tables",
-             "-mno-red-zone", "-mgeneral-regs-only", "-Os", "-fno-builtin", "-Wall"]
+             "-mno-red-zone", "-mgeneral-regs-only", "-Os", "-fno-builtin", "-fno-reorder-functions", "-Wall"]
     flags += ["-m16"] if code16 else ["-m64", "-mcmodel=kernel" if load_addr >= 1 << 31 else "-mcmodel=small"]
     flags += [f"-D{k}={v}" for k, v in defs] + [f"-I{HERE}"]
     key = hashlib.sha256()

@@ -1,0 +1,31 @@
+/* Tiny freestanding helpers for C test guests: port I/O, a polling COM1 writer, hex/decimal printing. */
+#ifndef GUESTLIB_H
+#define GUESTLIB_H
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long u64;
+
+static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline u8 inb(u16 port) { u8 v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+
+static void putc_(char c) {
+    while (!(inb(0x3fd) & 0x20)) { }
+    outb(0x3f8, (u8)c);
+}
+static void puts_(const char *s) { while (*s) putc_(*s++); }
+static void puthex(u64 v) {
+    char buf[19]; int i = 18; buf[i] = 0;
+    do { buf[--i] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+    buf[--i] = 'x'; buf[--i] = '0';
+    puts_(buf + i);
+}
+static void putdec(u64 v) {
+    char buf[21]; int i = 20; buf[i] = 0;
+    do { buf[--i] = (char)('0' + v % 10); v /= 10; } while (v);
+    puts_(buf + i);
+}
+static u8 sum8(const u8 *p, u32 n) { u8 s = 0; while (n--) s += *p++; return s; }
+static u32 rd32(const void *p) { return *(const volatile u32 *)p; }
+static u64 rd64(const void *p) { return *(const volatile u64 *)p; }
+#endif

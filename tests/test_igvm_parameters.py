@@ -1,0 +1,43 @@
+"""Host parameters written into IGVM parameter areas (pure: no KVM)."""
+
+import struct
+
+import pytest
+from hypothesis import given, strategies as st
+
+from loaders.errors import LoadError
+from loaders.igvm.parameters import fill_area, parse_memory_map
+from loaders.plan import ParameterRequest
+from vmm.host import host_info
+from vmm.memory import MMIO_HOLE_END, MMIO_HOLE_START
+
+
+@given(st.integers(1, 1 << 16).map(lambda mib: mib << 20), st.integers(1, 255))
+def test_memory_map_is_the_ram_layout_without_the_hole(memory, cpus):
+    host = host_info(memory, cpus)
+    area = fill_area(ParameterRequest(0, 4096, usages=[("MEMORY_MAP", 0), ("VP_COUNT_PARAMETER", 4092)]), host)
+    entries = parse_memory_map(area[:4092])
+    assert sum(s for _, s, _ in entries) == memory
+    assert all(t == 0 for _, _, t in entries)
+    assert [g for g, _, _ in entries] == sorted(g for g, _, _ in entries)
+    assert not any(g < MMIO_HOLE_END and g + s > MMIO_HOLE_START for g, s, _ in entries)
+    assert struct.unpack_from("<I", area, 4092)[0] == cpus
+
+
+def test_command_line_replaces_the_files_default_only_when_given():
+    req = ParameterRequest(0, 4096, initial=b"default words\0".ljust(4096, b"\0"), usages=[("COMMAND_LINE", 0)])
+    assert bytes(fill_area(req, host_info(1 << 30, 1))).startswith(b"default words\0")
+    assert bytes(fill_area(req, host_info(1 << 30, 1, "mine"))).startswith(b"mine\0")
+    with pytest.raises(LoadError, match="NUL byte at position 2"):
+        fill_area(req, host_info(1 << 30, 1, "ab\0c"))
+
+
+def test_a_value_that_does_not_fit_is_refused():
+    with pytest.raises(LoadError, match="COMMAND_LINE needs 0x1001 bytes at offset 0x0, but parameter area 3 holds "
+                                        "only 0x1000 bytes"):
+        fill_area(ParameterRequest(3, 4096, usages=[("COMMAND_LINE", 0)]), host_info(1 << 30, 1, "x" * 4096))
+
+
+def test_environment_info_says_memory_is_private():
+    area = fill_area(ParameterRequest(0, 4096, usages=[("ENVIRONMENT_INFO_PARAMETER", 8)]), host_info(1 << 30, 1))
+    assert struct.unpack_from("<I", area, 8)[0] == 0

@@ -1,0 +1,69 @@
+"""pyvmm as a library: launch an IGVM file from Python (a pytest test, a script) and get its serial output.
+
+This is the call a loader regression test makes: build a file, run it, assert on the status and the text.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+
+from .machine import MachineConfig, Outcome, RunResult
+from .sizes import parse_size
+
+
+@dataclass
+class GuestOutput:
+    """What a run produced: the outcome, the exit status pyvmm would return, and everything sent to COM1."""
+    result: RunResult
+    serial: bytes
+
+    @property
+    def status(self) -> int:
+        return self.result.status
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.result.outcome
+
+    @property
+    def text(self) -> str:
+        return self.serial.decode(errors="replace")
+
+
+def run_igvm(igvm: str | os.PathLike | bytes, *, memory: int | str = "1G", cpus: int = 1, cmdline: str | None = None,
+             igvm_type: str | None = None, platform: str | None = None, timeout: float | None = 30.0,
+             no_reboot: bool = True, serial_input: bytes = b"") -> GuestOutput:
+    """Launch an IGVM (a path, or the file's bytes) as `pyvmm --igvm` would and run it to its end.
+
+    Raises LoadError for a file pyvmm refuses (the message is the one the CLI prints). A guest reset ends
+    the run unless no_reboot is False; a timeout ends it with Outcome.TIMEOUT (status 124).
+    """
+    from .igvm_source import IgvmSpec, prepare_igvm
+    from .launch import launch
+    mem = parse_size(memory) if isinstance(memory, str) else memory
+    if isinstance(igvm, (bytes, bytearray)):
+        with tempfile.NamedTemporaryFile(suffix=".igvm") as tmp:
+            tmp.write(igvm)
+            tmp.flush()
+            prepared = prepare_igvm(IgvmSpec(tmp.name, igvm_type), mem, cpus, cmdline, platform)
+    else:
+        prepared = prepare_igvm(IgvmSpec(os.fspath(igvm), igvm_type), mem, cpus, cmdline, platform)
+    out = bytearray()
+    lock = threading.Lock()
+
+    def sink(data: bytes) -> None:
+        with lock:
+            out.extend(data)
+    config = MachineConfig(memory=mem, cpus=cpus, serial_out=sink)
+    first = [True]
+
+    def on_machine(m) -> None:
+        if m is not None and first[0] and serial_input:
+            m.serial_input(serial_input)
+            first[0] = False
+    plan = prepared.plan
+    result = launch(config, lambda machine: plan, no_reboot=no_reboot, timeout=timeout, on_machine=on_machine)
+    return GuestOutput(result, bytes(out))
