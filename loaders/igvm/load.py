@@ -41,7 +41,10 @@ def choose_platform(f: m.IgvmFile, wanted: str | None = None) -> m.SupportedPlat
 
 
 class _Runs:
-    """Contiguous page data coalesced into big writes and zero ranges, so applying 64 MiB is a few copies."""
+    """Contiguous page data coalesced into big writes and zero ranges, so applying 64 MiB is a few copies.
+
+    Pages whose data also sits back to back in the file become one slice of the file buffer (no copy).
+    """
 
     def __init__(self, plan: LoadPlan) -> None:
         self.plan = plan
@@ -49,13 +52,21 @@ class _Runs:
         self.start = self.end = -1
         self.zero_start = self.zero_end = -1
         self.first = self.first_zero = 0
+        self.span_obj = None
+        self.span_start = self.span_end = -1     # file offsets of a run that is contiguous in the file too
 
-    def data(self, gpa: int, chunk, header: int) -> None:
+    def data(self, gpa: int, chunk, file_offset: int, header: int) -> None:
         if gpa != self.end:
             self.flush_data()
             self.start, self.first = gpa, header
+            self.span_obj = getattr(chunk, "obj", None) if file_offset else None
+            self.span_start = self.span_end = file_offset
+        if self.span_obj is not None and (file_offset != self.span_end or getattr(chunk, "obj", None)
+                                          is not self.span_obj):
+            self.span_obj = None
         self.chunks.append(chunk)
         self.end = gpa + len(chunk)
+        self.span_end = file_offset + len(chunk)
 
     def zero(self, gpa: int, size: int, header: int) -> None:
         if gpa != self.zero_end:
@@ -65,10 +76,16 @@ class _Runs:
 
     def flush_data(self) -> None:
         if self.chunks:
-            data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+            if len(self.chunks) == 1:
+                data = self.chunks[0]
+            elif self.span_obj is not None:
+                data = memoryview(self.span_obj)[self.span_start:self.span_end]
+            else:
+                data = b"".join(self.chunks)
             self.plan.writes.append(MemoryWrite(self.start, data, f"page data (header #{self.first})"))
         self.chunks = []
         self.start = self.end = -1
+        self.span_obj = None
 
     def flush_zero(self) -> None:
         if self.zero_end > self.zero_start >= 0:
@@ -79,6 +96,9 @@ class _Runs:
     def flush(self) -> None:
         self.flush_data()
         self.flush_zero()
+
+
+_IS_2MB = int(PageDataFlags.IS_2MB_PAGE)
 
 
 def igvm_plan(f: m.IgvmFile, platform: m.SupportedPlatform) -> LoadPlan:
@@ -105,13 +125,12 @@ def igvm_plan(f: m.IgvmFile, platform: m.SupportedPlatform) -> LoadPlan:
             if d.data_type != PageDataType.NORMAL:
                 raise LoadError(f"header #{n} (PAGE_DATA at {d.gpa:#x}): {PageDataType(d.data_type).name} pages "
                                 "only mean something on SEV-SNP; a non-isolated VM cannot provide them")
-            size = 2 << 20 if d.flags & PageDataFlags.IS_2MB_PAGE else PAGE_SIZE
-            if d.data is None or not any(d.data):
+            if d.data is None:
                 runs.flush_data()
-                runs.zero(d.gpa, size, n)
+                runs.zero(d.gpa, 2 << 20 if d.flags & _IS_2MB else PAGE_SIZE, n)
             else:
                 runs.flush_zero()
-                runs.data(d.gpa, d.data, n)
+                runs.data(d.gpa, d.data, d.file_offset, n)
         elif isinstance(d, m.ParameterArea):
             areas[d.parameter_area_index] = ParameterRequest(d.parameter_area_index, d.number_of_bytes,
                                                              d.initial_data, what=f"parameter area "

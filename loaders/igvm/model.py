@@ -98,6 +98,8 @@ class PageData:
     flags: int = 0
     data_type: int = 0
     data: Data | None = None              # None: a page of zeroes (file_offset 0)
+    # Where the data sits in the file it was read from: lets a loader copy runs of pages as one slice.
+    file_offset: int = field(default=0, compare=False, repr=False)
     kind = HeaderType.PAGE_DATA
 
 

@@ -274,7 +274,7 @@ class _Reader:
         if typ == HeaderType.PAGE_DATA:
             gpa, mask, off, flags, dtype, reserved = f
             self.check_mask(mask)
-            big = flags & PageDataFlags.IS_2MB_PAGE
+            big = flags & _IS_2MB
             size = PAGE_SIZE_2M if big else PAGE_SIZE
             if gpa % size:
                 raise self.fail(f"page GPA {gpa:#x} is not {size:#x}-aligned")
@@ -283,7 +283,7 @@ class _Reader:
             if reserved:
                 raise self.fail("reserved field is not zero")
             data = self.data_ref(off, size, "page data") if off else None
-            return m.PageData(gpa, mask, flags, dtype, data)
+            return m.PageData(gpa, mask, flags, dtype, data, off)
         if typ in PARAMETER_USAGE_TYPES:
             idx, byte_offset = f
             area = self.areas.get(idx)
@@ -379,6 +379,9 @@ class _Reader:
             if any(a & 0x0F00 for a in attrs):
                 raise self.fail("segment attributes have bits 11:8 set (they must be zero)")
         return m.VpContext(gpa, mask, vp, data)
+
+
+_IS_2MB = int(PageDataFlags.IS_2MB_PAGE)   # plain int: IntFlag arithmetic costs microseconds per header
 
 
 def read_igvm(data: bytes | bytearray | memoryview) -> m.IgvmFile:
