@@ -37,6 +37,7 @@ class Vcpu:
         self.run_addr = self.page.addr
         self.run = uapi.kvm_run.from_address(self.run_addr)
         self.thread_id: int | None = None
+        self._kick_lock = threading.Lock()
 
     # --- running -------------------------------------------------------------------------
     def run_once(self) -> int:
@@ -48,15 +49,26 @@ class Vcpu:
             raise KvmError("KVM_RUN", err)
         return self.run.exit_reason
 
+    def attach_thread(self) -> None:
+        """Record the calling thread as the one running this vCPU, so kick() can signal it."""
+        with self._kick_lock:
+            self.thread_id = threading.get_ident()
+
+    def detach_thread(self) -> None:
+        """Call before the vCPU thread ends: signalling a finished thread's id is undefined (it crashes glibc)."""
+        with self._kick_lock:
+            self.thread_id = None
+
     def kick(self) -> None:
         """Make a KVM_RUN in progress (or about to start) on this vCPU return as soon as possible."""
         self.run.immediate_exit = 1
-        tid = self.thread_id
-        if tid is not None:
-            try:
-                signal.pthread_kill(tid, KICK_SIGNAL)
-            except (ProcessLookupError, OSError):
-                pass
+        with self._kick_lock:
+            tid = self.thread_id
+            if tid is not None:
+                try:
+                    signal.pthread_kill(tid, KICK_SIGNAL)
+                except (ProcessLookupError, OSError):
+                    pass
 
     # --- state ---------------------------------------------------------------------------
     def get_regs(self) -> uapi.kvm_regs:

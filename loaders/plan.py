@@ -75,6 +75,8 @@ class MemoryWrite:
     gpa: int
     data: bytes | bytearray | memoryview
     what: str = ""
+    # What describe() hashes when the data holds per-launch random bytes (entropy): the data with those masked.
+    digest_data: bytes | None = field(default=None, compare=False)
 
     @property
     def end(self) -> int:
@@ -156,7 +158,7 @@ class LoadPlan:
         """Deterministic text of the plan: one line per range (with a hash of its bytes), then registers."""
         items: list[tuple[int, int, str]] = []
         for w in self.writes:
-            digest = hashlib.sha256(w.data).hexdigest()[:16]
+            digest = hashlib.sha256(w.data if w.digest_data is None else w.digest_data).hexdigest()[:16]
             items.append((w.gpa, 0, f"write {w.gpa:#012x}-{w.end:#012x} {len(w.data):#x} sha256:{digest} {w.what}".rstrip()))
         for z in self.zeros:
             items.append((z.gpa, 1, f"zero  {z.gpa:#012x}-{z.end:#012x} {z.size:#x} {z.what}".rstrip()))

@@ -200,3 +200,14 @@ PARAMS_FILE = b""
 def _params_file(toolchain_ok):
     global PARAMS_FILE
     PARAMS_FILE = params_igvm()
+
+
+def test_reset_storm_with_64_vcpus_ends_cleanly(tmp_path):
+    """Regression: kicking a vCPU whose thread had already ended crashed the VMM (SIGSEGV) on relaunch."""
+    b, _ = _base()            # no page tables: the BSP triple-faults at once, every launch
+    path = tmp_path / "tf.igvm"
+    path.write_bytes(b.build())
+    for _ in range(2):
+        p = subprocess.run([sys.executable, "-m", "vmm", "--igvm", str(path), "-p", "64", "-m", "64M"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 3 and "times within a second" in p.stderr, (p.returncode, p.stderr[-300:])

@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--igvm-platform", metavar="NAME", choices=["native", "vsm_isolation"],
                      help="which of the file's platforms to launch: native or vsm_isolation "
                           "(default: native if the file has it)")
+    src.add_argument("--igvm-relocation", default="file", metavar="file|auto|absolute=ADDR",
+                     help="where relocatable IGVM images go; only 'file' (the file's own addresses) is supported")
     src.add_argument("--kernel", metavar="FILE", help="Linux bzImage or vmlinux for direct boot")
     src.add_argument("--initrd", metavar="FILE", help="initial ramdisk for --kernel or type=linux")
     p.add_argument("-m", "--memory", default="1G", metavar="SIZE",

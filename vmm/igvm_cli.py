@@ -143,6 +143,36 @@ SUBCOMMANDS["plan"] = ("print the load plan pyvmm would apply (deterministic tex
                        _plan_args, cmd_plan)
 
 
+def _build_uefi_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--firmware", required=True, metavar="IMAGE", help="a 6 MiB UEFI image (mu_msvm layout)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the IGVM file to write")
+    p.add_argument("--native", action="store_true", help="a NATIVE v2 file instead of igvmfilegen's VSM v1")
+    p.add_argument("--no-r12", action="store_true", help="leave R12 out of the VP context (older igvmfilegen)")
+
+
+def cmd_build_uefi(args: argparse.Namespace) -> int:
+    """Package a UEFI firmware image as igvmfilegen's non-isolated UEFI manifest does."""
+    from loaders.errors import LoadError
+    from loaders.uefi.firmware import build_uefi_igvm
+    from .cli import UsageError
+    image = read_file(args.firmware)
+    try:
+        out = build_uefi_igvm(image, native=args.native, r12=not args.no_r12)
+    except LoadError as e:
+        raise LoadError(f"{args.firmware}: {e}") from None
+    try:
+        with open(args.output, "wb") as fh:
+            fh.write(out)
+    except OSError as e:
+        raise UsageError(f"cannot write {args.output}: {e.strerror}") from None
+    print(f"wrote {args.output}: {len(out):,} bytes")
+    return 0
+
+
+SUBCOMMANDS["build-uefi"] = ("package a 6 MiB UEFI firmware image as a non-isolated UEFI IGVM",
+                             _build_uefi_args, cmd_build_uefi)
+
+
 def main(argv: list[str]) -> int:
     from loaders.errors import LoadError
     from .cli import UsageError

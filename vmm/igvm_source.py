@@ -46,6 +46,18 @@ def parse_igvm_spec(text: str) -> IgvmSpec:
     return IgvmSpec(values["path"], typ)
 
 
+def check_relocation(spec: IgvmSpec, relocation: str) -> None:
+    """--igvm-relocation: only the file's own addresses are supported; type=uefi forbids anything else outright."""
+    if relocation in ("file", "disable"):
+        return
+    if not (relocation == "auto" or relocation.startswith(("auto=", "absolute="))):
+        raise UsageError(f"--igvm-relocation {relocation!r}: use file, auto or absolute=ADDR")
+    if spec.type == "uefi":
+        raise UsageError(f"--igvm type=uefi loads the firmware at the file's addresses; --igvm-relocation "
+                         f"{relocation} cannot be combined with it (use --igvm-relocation file)")
+    raise UsageError(f"--igvm-relocation {relocation}: relocation is not supported yet; only 'file' is")
+
+
 @dataclass
 class PreparedIgvm:
     path: str
@@ -66,8 +78,6 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
     from .igvm_cli import read_file
     if spec.type == "linux":
         raise UsageError("--igvm type=linux is not supported yet; use --igvm FILE")
-    if spec.type == "uefi":
-        raise UsageError("--igvm type=uefi is not supported yet; use --igvm FILE")
     raw = read_file(spec.path)
     try:
         f = read_igvm(raw)
@@ -76,6 +86,9 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
         host = host_info(memory, cpus, cmdline)
         fill_parameters(plan, host)
         plan.check(host.ram)
+        if spec.type == "uefi":
+            from .uefi import apply_uefi
+            apply_uefi(plan, chosen.platform_type, host)
     except LoadError as e:
         raise LoadError(f"{spec.path}: {e}") from None
     return PreparedIgvm(spec.path, f, chosen, plan, host)

@@ -243,7 +243,7 @@ class Machine:
 
     def _vcpu_loop(self, vcpu: Vcpu) -> None:
         """The hot path: KVM_RUN, drain the serial ring, dispatch port I/O; everything else goes to _exit()."""
-        vcpu.thread_id = threading.get_ident()
+        vcpu.attach_thread()
         a = vcpu.run_addr
         immediate = ctypes.c_uint8.from_address(a + 1)
         exit_reason = ctypes.c_uint32.from_address(a + 8)
@@ -287,6 +287,7 @@ class Machine:
                 elif self._exit(vcpu, exit_reason.value):
                     break
         finally:
+            vcpu.detach_thread()
             self.exit_counts[vcpu.index] = exits
 
     def _exit(self, vcpu: Vcpu, reason: int) -> bool:

@@ -33,6 +33,37 @@ def _decode(usage: str, value: bytes) -> str:
     return f"{len(value)} bytes"
 
 
+def blob_lines(data: bytes) -> list[str]:
+    """The UEFI config blob, one line per structure, decoded (volatile payloads named, not shown)."""
+    from loaders.uefi.blob import BlobType, Flags, parse_config_blob
+    blob = parse_config_blob(data)
+    count, size = struct.unpack_from("<II", data, 8)
+    out = [f"uefi config blob: {count} structures, {size:#x} bytes"]
+    for typ, payload in blob.structures:
+        name = BlobType(typ).name if typ in BlobType._value2member_map_ else f"type {typ:#x}"
+        if typ == BlobType.MEMORY_MAP:
+            what = "; ".join(f"{b:#x}-{b + n:#x} flags {f:#x}" for b, n, f in blob.memory_map())
+        elif typ in (BlobType.ENTROPY, BlobType.BIOS_GUID):
+            what = f"{len(payload)} random bytes"
+        elif typ == BlobType.PROCESSOR_INFORMATION:
+            what = "max {} count {} per socket {} threads {}".format(*blob.processor_information())
+        elif typ == BlobType.FLAGS:
+            v = blob.flags()
+            bits = [f.name.lower() for f in Flags if v & f.value]
+            what = f"{v:#x} ({', '.join(bits)}, console {(v >> 7) & 3})"
+        elif typ == BlobType.MMIO_RANGES:
+            a, b, c, d = struct.unpack("<4Q", payload)
+            what = f"{a << 12:#x}+{b << 12:#x}, {c << 12:#x}+{d << 12:#x}"
+        elif typ == BlobType.BIOS_INFORMATION:
+            what = "bios_size_pages {:#x} flags {:#x}".format(*struct.unpack("<II", payload))
+        elif typ == BlobType.ACPI_TABLE:
+            what = _decode(payload[:4].decode("latin-1").replace("APIC", "MADT"), payload)
+        else:
+            what = f"{len(payload)} bytes"
+        out.append(f"  {name}: {what}")
+    return out
+
+
 def plan_lines(prepared) -> list[str]:
     """Header, the plan's lines, then one line per parameter usage with its decoded value."""
     host, plan = prepared.host, prepared.plan
@@ -42,6 +73,9 @@ def plan_lines(prepared) -> list[str]:
            f"{len(prepared.file.directives)} directives",
            f"machine: {host.cpus} vCPU(s), RAM {ram}"]
     out += plan.describe()
+    for w in plan.writes:
+        if w.what.startswith("UEFI config blob"):
+            out += blob_lines(bytes(w.data))
     for p in plan.parameters:
         for usage, offset in p.usages:
             if usage == "COMMAND_LINE" and host.cmdline is None and p.initial is not None:

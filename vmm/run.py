@@ -54,8 +54,10 @@ def make_source(args: argparse.Namespace, memory: int, cpus: int):
     """The plan factory for the boot source named on the command line; UsageError/LoadError for bad input."""
     if args.kernel:
         raise UsageError("--kernel is not supported yet in this build; package the kernel as an IGVM")
-    from .igvm_source import parse_igvm_spec, prepare_igvm
-    prepared = prepare_igvm(parse_igvm_spec(args.igvm), memory, cpus, args.cmdline, args.igvm_platform)
+    from .igvm_source import check_relocation, parse_igvm_spec, prepare_igvm
+    spec = parse_igvm_spec(args.igvm)
+    check_relocation(spec, args.igvm_relocation)
+    prepared = prepare_igvm(spec, memory, cpus, args.cmdline, args.igvm_platform)
     plan = prepared.plan
     return lambda machine: plan
 

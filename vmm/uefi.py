@@ -1,0 +1,68 @@
+"""`--igvm type=uefi`: what OpenVMM's typed UEFI launch adds to an IGVM load (openvmm-uefi-and-igvm.md §3.8).
+
+Two generations of UEFI IGVM: a file that puts the IGVM parameter block at 0x709000 gets its parameters filled
+and nothing else; any other file gets the legacy config blob written there after loading. Either way R12 holds
+0x709000 unless the file's VP context sets R12 itself.
+"""
+
+from __future__ import annotations
+
+import os
+
+from loaders.errors import LoadError
+from loaders.igvm.constants import Platform
+from loaders.plan import LoadPlan, MemoryWrite
+from loaders.uefi.blob import UefiMachine, build_config_blob, volatile_ranges
+from loaders.uefi.layout import CONFIG_BLOB_GPA_BASE
+
+from .memory import MMIO_HOLE_END, MMIO_HOLE_START
+
+MSR_MTRR_DEF_TYPE = 0x2FF
+
+
+def uefi_machine(host, mtrrs_initialized: bool, entropy: bytes | None = None,
+                 bios_guid: bytes | None = None) -> UefiMachine:
+    """The blob's view of the machine: RAM, vCPUs, ACPI tables in OpenVMM's order, COM1 console."""
+    tables = [t for t in (host.madt, host.srat, host.slit, host.pptt) if t]
+    return UefiMachine(cpus=host.cpus, ram=list(host.ram), entropy=entropy or os.urandom(64),
+                       bios_guid=bios_guid or os.urandom(16), acpi_tables=tables,
+                       mmio=((MMIO_HOLE_START, MMIO_HOLE_END - MMIO_HOLE_START), (MMIO_HOLE_END, 0)),
+                       mtrrs_initialized=mtrrs_initialized)
+
+
+def has_parameter_block(plan: LoadPlan) -> bool:
+    """True when the file itself places something on the page at 0x709000 (the IGVM parameter-block form)."""
+    page = CONFIG_BLOB_GPA_BASE
+    return any(start < page + 4096 and end > page for start, end, _ in plan.ranges())
+
+
+def r12_set_by_file(plan: LoadPlan, platform_type: Platform) -> bool:
+    regs = plan.vps[0].regs
+    if platform_type == Platform.NATIVE:
+        return regs.get("r12", 0) != 0      # the native context always has an R12 field; zero means unset
+    return "r12" in regs                    # a VBS list sets only the registers it lists
+
+
+def apply_uefi(plan: LoadPlan, platform_type: Platform, host) -> str:
+    """Add the blob (when needed) and R12 to a filled plan; returns 'parameter block' or 'config blob'."""
+    form = "parameter block"
+    if not has_parameter_block(plan):
+        form = "config blob"
+        machine = uefi_machine(host, MSR_MTRR_DEF_TYPE in plan.vps[0].msrs)
+        blob = build_config_blob(machine)
+        padded = blob + bytes(-len(blob) % 4096)
+        masked = bytearray(padded)
+        for off, n in volatile_ranges(blob):
+            masked[off:off + n] = bytes(n)
+        plan.writes.append(MemoryWrite(CONFIG_BLOB_GPA_BASE, padded, "UEFI config blob (type=uefi)",
+                                       digest_data=bytes(masked)))
+        plan.notes.append("the UEFI config blob's entropy and BIOS GUID are random per launch; its hash masks them")
+    if not r12_set_by_file(plan, platform_type):
+        plan.vps[0].regs["r12"] = CONFIG_BLOB_GPA_BASE
+    else:
+        plan.notes.append(f"R12 = {plan.vps[0].regs['r12']:#x} comes from the file's VP context")
+    try:
+        plan.check(host.ram)
+    except LoadError as e:
+        raise LoadError(f"type=uefi: {e}") from None
+    return form
