@@ -89,3 +89,15 @@ def test_the_load_plan_is_what_we_expect(guest_igvm):
     assert "param 0x0000020000-0x0000021000 0x1000" in plan
     assert "parameter 0 VP_COUNT_PARAMETER@0x0: 2 VPs" in plan
     assert "  rip = 0x100000" in plan
+
+
+def test_the_readmes_first_command_runs_the_bundled_uefi_example():
+    """README: `pyvmm --igvm type=uefi,path=examples/hello-uefi.igvm -m 256M --no-reboot`."""
+    if kvm_usable() is not None:
+        _need(f"/dev/kvm: {kvm_usable()}")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.run([sys.executable, "-m", "vmm", "--igvm", "type=uefi,path=examples/hello-uefi.igvm", "-m",
+                        "256M", "--no-reboot"], cwd=root, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("uefi probe: r12=0x709000\nblob count=12 ")
+    assert "memory 0x0-0x10000000 flags=0\n" in p.stdout and p.stdout.endswith("structures=ok\n")

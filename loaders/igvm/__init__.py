@@ -1,12 +1,27 @@
-"""IGVM: a strict reader, a deterministic writer, and the model between them (no KVM here)."""
+"""IGVM: a strict reader, a deterministic writer, and the model between them (no KVM here).
 
-from .builder import IgvmBuilder
-from .constants import (Architecture, HeaderType, MemoryMapEntryType, PageDataFlags, PageDataType, Platform,
-                        RelocationFlags)
-from .model import (CcaPolicy, CorimDocument, CorimSignature, ErrorRange, GuestPolicy, IgvmFile, PageData,
-                    PageTableRelocation, ParameterArea, ParameterInsert, ParameterUsage, RelocatableRegion,
-                    RequiredMemory, SnpIdBlock, SupportedPlatform, VbsMeasurement, VpContext)
-from .reader import read_igvm
-from .writer import write_igvm
+Names are imported lazily (PEP 562) so the launch path, which only reads, does not pay for the writer and
+builder at start-up.
+"""
 
-__all__ = [n for n in dir() if not n.startswith("_")]
+from importlib import import_module
+
+_WHERE = {
+    "IgvmBuilder": "builder", "read_igvm": "reader", "write_igvm": "writer",
+    **{n: "constants" for n in ("Architecture", "HeaderType", "MemoryMapEntryType", "PageDataFlags", "PageDataType",
+                                "Platform", "RelocationFlags")},
+    **{n: "model" for n in ("CcaPolicy", "CorimDocument", "CorimSignature", "ErrorRange", "GuestPolicy", "IgvmFile",
+                            "PageData", "PageTableRelocation", "ParameterArea", "ParameterInsert", "ParameterUsage",
+                            "RelocatableRegion", "RequiredMemory", "SnpIdBlock", "SupportedPlatform",
+                            "VbsMeasurement", "VpContext")},
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'loaders.igvm' has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{where}"), name)
+    globals()[name] = value
+    return value
