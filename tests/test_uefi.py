@@ -185,7 +185,7 @@ def test_blob_that_would_overlap_the_file_is_refused(tmp_path):
     (["--igvm", "type=uefi,path=x", "--igvm-relocation", "auto"], "cannot be combined with it"),
     (["--igvm", "type=uefi,path=x", "--igvm-relocation", "absolute=0x1000000"], "cannot be combined with it"),
     (["--igvm", "type=uefi,path=x", "--igvm-relocation", "sideways"], "use file, auto or absolute=ADDR"),
-    (["--igvm", "type=linux,path=x"], "type=linux is not supported yet"),
+    (["--igvm", "type=linux,path=/nonexistent.igvm"], "cannot read /nonexistent.igvm"),
     (["--igvm", "uefi,path=x"], "is not key=value"),
 ])
 def test_bad_uefi_options(args, words, kvm_ok):

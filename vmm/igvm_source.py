@@ -68,7 +68,7 @@ class PreparedIgvm:
 
 
 def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = None,
-                 platform: str | None = None) -> PreparedIgvm:
+                 platform: str | None = None, raw: bytes | None = None) -> PreparedIgvm:
     """Read, validate, plan, fill and check; LoadError naming the file for anything wrong with it."""
     from loaders.igvm import read_igvm
     from loaders.igvm.load import choose_platform, igvm_plan
@@ -76,9 +76,8 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
 
     from .host import host_info
     from .igvm_cli import read_file
-    if spec.type == "linux":
-        raise UsageError("--igvm type=linux is not supported yet; use --igvm FILE")
-    raw = read_file(spec.path)
+    if raw is None:
+        raw = read_file(spec.path)
     try:
         f = read_igvm(raw)
         chosen = choose_platform(f, platform)
@@ -89,6 +88,9 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
         if spec.type == "uefi":
             from .uefi import apply_uefi
             apply_uefi(plan, chosen.platform_type, host)
+        elif spec.type == "linux":
+            from .linux import apply_linux
+            apply_linux(plan, host)
     except LoadError as e:
         raise LoadError(f"{spec.path}: {e}") from None
     return PreparedIgvm(spec.path, f, chosen, plan, host)

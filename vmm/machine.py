@@ -131,12 +131,15 @@ class Machine:
             self._ring_max = (4096 - COALESCED_RING_HEADER) // COALESCED_ENTRY_SIZE
 
     def _add_platform_devices(self) -> None:
-        """Ports every PC guest touches: POST/io-delay, fast A20, reset control, CMOS, ACPI PM."""
+        """Ports every PC guest touches: POST/io-delay, fast A20, reset control, ACPI PM (power-off)."""
         from chipset.misc_ports import FastA20, PostCode, ResetControl
         reset = lambda: self.request_stop(Outcome.RESET, 0, "guest reset")  # noqa: E731
         self.bus.register(0x80, 1, PostCode(), "POST code")
         self.bus.register(0x92, 1, FastA20(), "fast A20")
         self.bus.register(0xCF9, 1, ResetControl(reset=reset), "reset control")
+        from chipset.acpi_pm import PM_BASE, PM_LENGTH, AcpiPm
+        self.bus.register(PM_BASE, PM_LENGTH, AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, 0, "guest powered off "
+                                                                                "(ACPI S5)")), "ACPI PM")
 
     def _on_unknown_port(self, port: int, is_write: bool, size: int) -> None:
         self.config.log(f"pyvmm: trace: unclaimed port {port:#06x} ({'write' if is_write else 'read'}, {size} bytes)")

@@ -52,9 +52,20 @@ def run_command(args: argparse.Namespace) -> int:
 
 def make_source(args: argparse.Namespace, memory: int, cpus: int):
     """The plan factory for the boot source named on the command line; UsageError/LoadError for bad input."""
+    from .igvm_source import IgvmSpec, check_relocation, parse_igvm_spec, prepare_igvm
     if args.kernel:
-        raise UsageError("--kernel is not supported yet in this build; package the kernel as an IGVM")
-    from .igvm_source import check_relocation, parse_igvm_spec, prepare_igvm
+        from loaders.linux.igvm import build_linux_igvm
+        from .igvm_cli import read_file
+        initrd = read_file(args.initrd) if args.initrd else b""
+        try:
+            raw = build_linux_igvm(read_file(args.kernel), initrd, args.cmdline or "")
+        except LoadError as e:
+            raise LoadError(f"{args.kernel}: {e}") from None
+        prepared = prepare_igvm(IgvmSpec(args.kernel, "linux"), memory, cpus, None, None, raw=raw)
+        plan = prepared.plan
+        return lambda machine: plan
+    if args.initrd:
+        raise UsageError("--initrd goes with --kernel (a type=linux IGVM carries its own initrd)")
     spec = parse_igvm_spec(args.igvm)
     check_relocation(spec, args.igvm_relocation)
     prepared = prepare_igvm(spec, memory, cpus, args.cmdline, args.igvm_platform)

@@ -90,3 +90,61 @@ def build_pptt(cpus: int, ids: AcpiHeaderIds = IDS) -> bytes:
     for i in _uids(cpus):
         parts.append(node.pack(0, 20, 0, PPTT_ID_VALID | PPTT_LEAF | PPTT_IDENTICAL, package_offset, i + 1, 0))
     return finish_table(b"PPTT", 2, b"".join(parts), ids)
+
+
+# --- the tables that let Linux find the rest and power off: DSDT, FADT, XSDT, RSDP --------------------------
+PM_BASE = 0x400
+RESET_PORT, RESET_VALUE = 0xCF9, 0x06
+SCI_IRQ = 9
+S5_SLP_TYP = 5
+
+
+def build_dsdt(ids: AcpiHeaderIds = IDS) -> bytes:
+    """DSDT (revision 2) holding only Name(\\_S5, Package() {5, 5, 0, 0}): the sleep type power-off writes."""
+    s5 = bytes([0x08]) + b"\\_S5_" + bytes([0x12, 0x08, 0x04, 0x0A, S5_SLP_TYP, 0x0A, S5_SLP_TYP, 0x00, 0x00])
+    return finish_table(b"DSDT", 2, s5, ids)
+
+
+def _gas(space: int, bits: int, access: int, address: int) -> bytes:
+    return struct.pack("<BBBBQ", space, bits, 0, access, address)
+
+
+def build_fadt(dsdt_gpa: int, ids: AcpiHeaderIds = IDS) -> bytes:
+    """FADT (revision 6, 276 bytes): PM1a event/control, PM timer and GPE0 at 0x400, SCI on IRQ 9, reset through
+    port 0xCF9 (value 6), an i8042 present, no SMI command port (ACPI is always enabled)."""
+    body = bytearray(276 - HEADER_SIZE)
+
+    def put(offset: int, fmt: str, *values: int | bytes) -> None:
+        struct.pack_into(fmt, body, offset - HEADER_SIZE, *values)
+    put(40, "<I", dsdt_gpa if dsdt_gpa < 1 << 32 else 0)
+    put(46, "<H", SCI_IRQ)
+    put(56, "<I", PM_BASE)                  # PM1a_EVT_BLK
+    put(64, "<I", PM_BASE + 4)              # PM1a_CNT_BLK
+    put(76, "<I", PM_BASE + 8)              # PM_TMR_BLK
+    put(80, "<I", PM_BASE + 12)             # GPE0_BLK
+    put(88, "<BBBBBB", 4, 2, 0, 4, 4, 0)    # PM1_EVT_LEN, PM1_CNT_LEN, PM2_CNT_LEN, PM_TMR_LEN, GPE0_LEN, GPE1_LEN
+    put(96, "<HH", 101, 1001)               # C2/C3 latencies above the limits: no C2/C3
+    put(109, "<H", 0x0003)                  # IAPC_BOOT_ARCH: LEGACY_DEVICES | 8042
+    flags = 1 | 1 << 2 | 1 << 4 | 1 << 5 | 1 << 10   # WBINVD, PROC_C1, PWR_BUTTON, SLP_BUTTON, RESET_REG_SUP
+    put(112, "<I", flags)
+    body[116 - HEADER_SIZE:128 - HEADER_SIZE] = _gas(1, 8, 1, RESET_PORT)
+    put(128, "<B", RESET_VALUE)
+    put(131, "<B", 0)                       # FADT minor version
+    put(140, "<Q", dsdt_gpa)                # X_DSDT
+    body[148 - HEADER_SIZE:160 - HEADER_SIZE] = _gas(1, 32, 3, PM_BASE)
+    body[172 - HEADER_SIZE:184 - HEADER_SIZE] = _gas(1, 16, 2, PM_BASE + 4)
+    body[208 - HEADER_SIZE:220 - HEADER_SIZE] = _gas(1, 32, 3, PM_BASE + 8)
+    body[220 - HEADER_SIZE:232 - HEADER_SIZE] = _gas(1, 32, 1, PM_BASE + 12)
+    return finish_table(b"FACP", 6, bytes(body), ids)
+
+
+def build_xsdt(table_gpas: list[int], ids: AcpiHeaderIds = IDS) -> bytes:
+    return finish_table(b"XSDT", 1, b"".join(struct.pack("<Q", g) for g in table_gpas), ids)
+
+
+def build_rsdp(xsdt_gpa: int, ids: AcpiHeaderIds = IDS) -> bytes:
+    """RSDP revision 2 (36 bytes): no RSDT; checksum over the first 20 bytes, extended checksum over all 36."""
+    raw = bytearray(struct.pack("<8sB6sBIIQB3s", b"RSD PTR ", 0, ids.oem_id, 2, 0, 36, xsdt_gpa, 0, bytes(3)))
+    raw[8] = (-sum(raw[:20])) & 0xFF
+    raw[32] = (-sum(raw)) & 0xFF
+    return bytes(raw)

@@ -1,0 +1,1 @@
+"""Linux direct boot: bzImage and vmlinux parsing, the zero page, and the IGVM that boots them."""

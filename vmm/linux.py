@@ -1,0 +1,103 @@
+"""`--igvm type=linux` and `--kernel`: what the VMM adds to a Linux direct-boot IGVM once its parameters are filled
+(openvmm spec §3.9, with its mistakes fixed): the e820 table in the zero page, boot data reserved in it, and
+RSDP/XSDT/FADT/DSDT after the boot data, the MADT/SRAT/SLIT/PPTT parameter areas listed by address."""
+
+from __future__ import annotations
+
+import struct
+
+from loaders.acpi import build_dsdt, build_fadt, build_rsdp, build_xsdt
+from loaders.errors import LoadError
+from loaders.linux.igvm import BP_ACPI_RSDP, BP_E820_ENTRIES, BP_E820_TABLE, E820_MAX
+from loaders.plan import LoadPlan, MemoryWrite
+
+E820_RAM, E820_RESERVED = 1, 2
+LOW_RESERVED = (0x9FC00, 0x100000)        # EBDA, VGA hole and BIOS area, as on a PC
+TABLE_ORDER = ("MADT", "SRAT", "SLIT", "PPTT")
+
+
+def _align(v: int, a: int = 4096) -> int:
+    return (v + a - 1) // a * a
+
+
+def e820_map(ram: list[tuple[int, int]], reserved: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """(addr, size, type): RAM ranges with the reserved (start, end) ranges carved out and listed as type 2."""
+    cuts = sorted(reserved)
+    out: list[tuple[int, int, int]] = []
+    for gpa, size in sorted(ram):
+        pos, end = gpa, gpa + size
+        for r0, r1 in cuts:
+            if r1 <= pos or r0 >= end:
+                continue
+            if r0 > pos:
+                out.append((pos, r0 - pos, E820_RAM))
+            out.append((max(r0, pos), min(r1, end) - max(r0, pos), E820_RESERVED))
+            pos = min(r1, end)
+        if pos < end:
+            out.append((pos, end - pos, E820_RAM))
+    return out
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def apply_linux(plan: LoadPlan, host) -> None:
+    """Patch the zero page RSI points at and add the ACPI tables; LoadError if the file is not laid out for it."""
+    vp = plan.vps[0]
+    zp_gpa = vp.regs.get("rsi", 0)
+    index = next((i for i, w in enumerate(plan.writes) if w.gpa <= zp_gpa and zp_gpa + 4096 <= w.end), None)
+    if not zp_gpa or index is None:
+        raise LoadError(f"type=linux: RSI ({zp_gpa:#x}) does not point at a zero page the file loads")
+    old = plan.writes[index]
+    data = bytearray(old.data)
+    zp = zp_gpa - old.gpa
+    if struct.unpack_from("<I", data, zp + 0x202)[0] != 0x53726448:
+        raise LoadError(f"type=linux: the page at RSI ({zp_gpa:#x}) has no 'HdrS' setup header")
+    # ACPI tables go right after the boot data below 1 MiB; the boot data and tables are reserved in e820.
+    low = [(a, b) for a, b, _ in plan.ranges() if a < 0x100000]
+    boot_end = _align(max((b for _, b in low), default=0x1000))
+    rsdp_gpa, tables_gpa = boot_end, boot_end + 4096
+    by_usage = {u: p.gpa + off for p in plan.parameters if p.gpa is not None for u, off in p.usages}
+    dsdt = build_dsdt()
+    fadt_gpa = tables_gpa + _align(len(dsdt), 8)
+    fadt = build_fadt(tables_gpa)
+    blobs = [dsdt, bytes(-len(dsdt) % 8), fadt, bytes(-len(fadt) % 8)]
+    listed = [fadt_gpa]
+    pos = fadt_gpa + len(fadt) + (-len(fadt) % 8)
+    for name in TABLE_ORDER:
+        if name in by_usage:
+            listed.append(by_usage[name])
+        else:
+            table = getattr(host, name.lower())
+            listed.append(pos)
+            blobs += [table, bytes(-len(table) % 8)]
+            pos += _align(len(table), 8)
+    blobs.append(build_xsdt(listed))
+    tables = b"".join(blobs)
+    acpi_end = _align(tables_gpa + len(tables))
+    if acpi_end > LOW_RESERVED[0]:
+        raise LoadError(f"type=linux: no room for the ACPI tables below {LOW_RESERVED[0]:#x} (boot data ends at "
+                        f"{boot_end:#x})")
+    xsdt_gpa = tables_gpa + len(tables) - (36 + 8 * len(listed))
+    reserved = _merge([(a & ~0xFFF, _align(b)) for a, b in low if a >= 0x1000] + [(rsdp_gpa, acpi_end), LOW_RESERVED])
+    e820 = e820_map(host.ram, reserved)
+    if len(e820) > E820_MAX:
+        raise LoadError(f"type=linux: {len(e820)} e820 entries, the zero page holds {E820_MAX}")
+    data[zp + BP_E820_ENTRIES] = len(e820)
+    for i, (addr, size, typ) in enumerate(e820):
+        struct.pack_into("<QQI", data, zp + BP_E820_TABLE + 20 * i, addr, size, typ)
+    struct.pack_into("<Q", data, zp + BP_ACPI_RSDP, rsdp_gpa)
+    plan.writes[index] = MemoryWrite(old.gpa, bytes(data), old.what + " + e820/RSDP (type=linux)")
+    plan.writes.append(MemoryWrite(rsdp_gpa, build_rsdp(xsdt_gpa), "ACPI RSDP (type=linux)"))
+    plan.writes.append(MemoryWrite(tables_gpa, tables, "ACPI DSDT/FADT/XSDT (type=linux)"))
+    try:
+        plan.check(host.ram)
+    except LoadError as e:
+        raise LoadError(f"type=linux: {e}") from None
