@@ -13,6 +13,7 @@ import argparse
 import glob
 import lzma
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,9 +27,8 @@ def fetch_bzimage(workdir: str) -> str:
     """Path of /boot/vmlinuz-* from the newest linux-image-<abi>-amd64 package apt knows (downloaded, unpacked)."""
     names = subprocess.run(["apt-cache", "search", "--names-only", r"^linux-image-[0-9].*-amd64$"], check=True,
                            capture_output=True, text=True).stdout.split()
-    pkgs = sorted((n for n in names if n.startswith("linux-image-") and n.endswith("-amd64")
-                   and "cloud" not in n and "rt-" not in n), key=lambda n: [int(x) if x.isdigit() else x
-                                                                         for x in n.replace("-", ".").split(".")])
+    abi = re.compile(r"^linux-image-(\d+)\.(\d+)\.(\d+)-(\d+)-amd64$")     # a real kernel, not a metapackage
+    pkgs = sorted((n for n in names if abi.match(n)), key=lambda n: [int(x) for x in abi.match(n).groups()])
     if not pkgs:
         raise RuntimeError("apt knows no linux-image-*-amd64 package (run apt-get update)")
     subprocess.run(["apt-get", "download", "-qq", pkgs[-1]], cwd=workdir, check=True, capture_output=True)
