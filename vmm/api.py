@@ -6,7 +6,6 @@ This is the call a loader regression test makes: build a file, run it, assert on
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 
@@ -45,10 +44,7 @@ def run_igvm(igvm: str | os.PathLike | bytes, *, memory: int | str = "1G", cpus:
     from .launch import launch
     mem = parse_size(memory) if isinstance(memory, str) else memory
     if isinstance(igvm, (bytes, bytearray)):
-        with tempfile.NamedTemporaryFile(suffix=".igvm") as tmp:
-            tmp.write(igvm)
-            tmp.flush()
-            prepared = prepare_igvm(IgvmSpec(tmp.name, igvm_type), mem, cpus, cmdline, platform)
+        prepared = prepare_igvm(IgvmSpec("<bytes>", igvm_type), mem, cpus, cmdline, platform, raw=bytes(igvm))
     else:
         prepared = prepare_igvm(IgvmSpec(os.fspath(igvm), igvm_type), mem, cpus, cmdline, platform)
     out = bytearray()

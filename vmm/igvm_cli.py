@@ -26,6 +26,29 @@ def read_file(path: str) -> bytes:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
 
 
+def write_output(path: str, data: bytes) -> None:
+    """Write a built file and say so; a one-line error if it cannot be written."""
+    from .cli import UsageError
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror}") from None
+    print(f"wrote {path}: {len(data):,} bytes")
+
+
+def linux_igvm_from_files(kernel: str, initrd: str | None, cmdline: str) -> bytes:
+    """build-linux's file from paths (shared by `igvm build-linux` and `pyvmm --kernel`); errors name the kernel."""
+    from loaders.errors import LoadError
+    from loaders.linux.igvm import build_linux_igvm
+    data = read_file(kernel)
+    initrd_data = read_file(initrd) if initrd else b""
+    try:
+        return build_linux_igvm(data, initrd_data, cmdline)
+    except LoadError as e:
+        raise LoadError(f"{kernel}: {e}") from None
+
+
 def cmd_dump(args: argparse.Namespace) -> int:
     from loaders.igvm import read_igvm
     from loaders.igvm.describe import describe
@@ -154,18 +177,12 @@ def cmd_build_uefi(args: argparse.Namespace) -> int:
     """Package a UEFI firmware image as igvmfilegen's non-isolated UEFI manifest does."""
     from loaders.errors import LoadError
     from loaders.uefi.firmware import build_uefi_igvm
-    from .cli import UsageError
     image = read_file(args.firmware)
     try:
         out = build_uefi_igvm(image, native=args.native, r12=not args.no_r12)
     except LoadError as e:
         raise LoadError(f"{args.firmware}: {e}") from None
-    try:
-        with open(args.output, "wb") as fh:
-            fh.write(out)
-    except OSError as e:
-        raise UsageError(f"cannot write {args.output}: {e.strerror}") from None
-    print(f"wrote {args.output}: {len(out):,} bytes")
+    write_output(args.output, out)
     return 0
 
 
@@ -182,21 +199,7 @@ def _build_linux_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_build_linux(args: argparse.Namespace) -> int:
     """Package a Linux kernel (and initrd) as a NATIVE v2 direct-boot IGVM."""
-    from loaders.errors import LoadError
-    from loaders.linux.igvm import build_linux_igvm
-    from .cli import UsageError
-    kernel = read_file(args.kernel)
-    initrd = read_file(args.initrd) if args.initrd else b""
-    try:
-        out = build_linux_igvm(kernel, initrd, args.cmdline)
-    except LoadError as e:
-        raise LoadError(f"{args.kernel}: {e}") from None
-    try:
-        with open(args.output, "wb") as fh:
-            fh.write(out)
-    except OSError as e:
-        raise UsageError(f"cannot write {args.output}: {e.strerror}") from None
-    print(f"wrote {args.output}: {len(out):,} bytes")
+    write_output(args.output, linux_igvm_from_files(args.kernel, args.initrd, args.cmdline))
     return 0
 
 

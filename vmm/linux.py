@@ -79,13 +79,13 @@ def apply_linux(plan: LoadPlan, host) -> None:
             listed.append(pos)
             blobs += [table, bytes(-len(table) % 8)]
             pos += _align(len(table), 8)
+    xsdt_gpa = pos                           # the XSDT follows the last table
     blobs.append(build_xsdt(listed))
     tables = b"".join(blobs)
     acpi_end = _align(tables_gpa + len(tables))
     if acpi_end > LOW_RESERVED[0]:
         raise LoadError(f"type=linux: no room for the ACPI tables below {LOW_RESERVED[0]:#x} (boot data ends at "
                         f"{boot_end:#x})")
-    xsdt_gpa = tables_gpa + len(tables) - (36 + 8 * len(listed))
     reserved = _merge([(a & ~0xFFF, _align(b)) for a, b in low if a >= 0x1000] + [(rsdp_gpa, acpi_end), LOW_RESERVED])
     e820 = e820_map(host.ram, reserved)
     if len(e820) > E820_MAX:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from loaders.acpi import parse_table
-from loaders.igvm.parameters import parameter_value, parse_memory_map
+from loaders.igvm.parameters import keeps_file_value, parameter_value, parse_memory_map
 from loaders.igvm.constants import MemoryMapEntryType
 
 
@@ -78,7 +78,7 @@ def plan_lines(prepared) -> list[str]:
             out += blob_lines(bytes(w.data))
     for p in plan.parameters:
         for usage, offset in p.usages:
-            if usage == "COMMAND_LINE" and host.cmdline is None and p.initial is not None:
+            if keeps_file_value(usage, p, host):
                 value = bytes(p.data[offset:]).split(b"\0")[0]
                 out.append(f"parameter {p.index} {usage}@{offset:#x}: {_decode(usage, value)} (the file's own)")
                 continue

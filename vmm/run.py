@@ -54,13 +54,8 @@ def make_source(args: argparse.Namespace, memory: int, cpus: int):
     """The plan factory for the boot source named on the command line; UsageError/LoadError for bad input."""
     from .igvm_source import IgvmSpec, check_relocation, parse_igvm_spec, prepare_igvm
     if args.kernel:
-        from loaders.linux.igvm import build_linux_igvm
-        from .igvm_cli import read_file
-        initrd = read_file(args.initrd) if args.initrd else b""
-        try:
-            raw = build_linux_igvm(read_file(args.kernel), initrd, args.cmdline or "")
-        except LoadError as e:
-            raise LoadError(f"{args.kernel}: {e}") from None
+        from .igvm_cli import linux_igvm_from_files
+        raw = linux_igvm_from_files(args.kernel, args.initrd, args.cmdline or "")
         prepared = prepare_igvm(IgvmSpec(args.kernel, "linux"), memory, cpus, None, None, raw=raw)
         plan = prepared.plan
         return lambda machine: plan

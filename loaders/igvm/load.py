@@ -10,7 +10,7 @@ from ..errors import IgvmError, LoadError
 from ..plan import LoadPlan, MemoryWrite, ParameterRequest, ZeroRange
 from . import model as m
 from .constants import HeaderType, PAGE_SIZE, PageDataFlags, PageDataType, Platform
-from .vpcontext import native_context_to_state, parse_vbs_context, vbs_to_state
+from .vpcontext import native_context_to_state, parse_native_context, parse_vbs_context, vbs_to_state
 
 # Platforms pyvmm can launch as a plain (non-isolated) VM, in order of preference.
 LAUNCHABLE = (Platform.NATIVE, Platform.VSM_ISOLATION)
@@ -174,7 +174,6 @@ def _vp_context(plan: LoadPlan, d: m.VpContext, n: int, native: bool, vbs_skippe
         raise LoadError(f"header #{n} (VP_CONTEXT): a second context for VP {d.vp_index}")
     try:
         if native:
-            from .vpcontext import parse_native_context
             plan.vps[d.vp_index] = native_context_to_state(parse_native_context(d.data))
             return
         regs = parse_vbs_context(d.data)

@@ -75,13 +75,18 @@ def parameter_value(usage: str, host: HostInfo) -> bytes:
     raise LoadError(f"parameter usage {usage} is not supported")
 
 
+def keeps_file_value(usage: str, req: ParameterRequest, host: HostInfo) -> bool:
+    """True where the area's initial contents stand: the file's default command line when none was given."""
+    return usage == "COMMAND_LINE" and host.cmdline is None and req.initial is not None
+
+
 def fill_area(req: ParameterRequest, host: HostInfo) -> bytearray:
     """The contents of one area: its initial bytes (or zeros) with each usage's value written at its offset."""
     buf = bytearray(req.size)
     if req.initial is not None:
         buf[:len(req.initial)] = req.initial
     for usage, offset in req.usages:
-        if usage == "COMMAND_LINE" and host.cmdline is None and req.initial is not None:
+        if keeps_file_value(usage, req, host):
             continue      # the file's default command line stays unless --cmdline replaces it
         value = parameter_value(usage, host)
         if offset + len(value) > req.size:
