@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--memory", default="1G", metavar="SIZE",
                    help="guest RAM: 256M, 2G, 2GB (plain numbers are MiB, as in QEMU; default 1G)")
     p.add_argument("-p", "--processors", default="1", metavar="N", help="vCPU count, 1..255 (default 1)")
+    p.add_argument("--cpu", default="host", metavar="host[,-FEATURE|,+FEATURE...]",
+                   help="CPUID features offered to the guest: host, minus or plus features named as in "
+                        "/proc/cpuinfo (e.g. host,-xsave,-popcnt); clearing one clears what depends on it")
     p.add_argument("--cmdline", metavar="TEXT", help="kernel command line (replaces the file's default)")
     p.add_argument("--serial", default="stdio", metavar="stdio|file:PATH|none", help="where COM1 goes (default stdio)")
     p.add_argument("--fw-cfg", action="append", default=[], metavar="name=opt/N,file=P|string=S",

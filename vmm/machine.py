@@ -26,6 +26,7 @@ from kvm.uapi import (COALESCED_ENTRY_SIZE, COALESCED_RING_HEADER, Cap, ExitReas
 from loaders.errors import LoadError
 from loaders.plan import LoadPlan
 
+from .cpu_model import CpuModel, apply_cpu_model
 from .memory import GuestMemory
 from .regdump import register_dump
 from .vcpu_setup import BOOT_MSRS, apply_vp_state, cpuid_for_vcpu, setup_lapic
@@ -59,6 +60,7 @@ class MachineConfig:
     cpus: int = 1
     serial_out: Callable[[bytes], None] | None = None   # None: serial output is dropped
     trace: frozenset[str] = frozenset()                 # {"exits"}
+    cpu: CpuModel = CpuModel()                          # --cpu: features cleared from KVM's supported CPUID
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
 
@@ -113,7 +115,9 @@ class Machine:
         supported = kvm.supported_cpuid()
         for i in range(cfg.cpus):
             v = vm.create_vcpu(i)
-            v.set_cpuid(cpuid_for_vcpu(supported, i, cfg.cpus))
+            cpuid = cpuid_for_vcpu(supported, i, cfg.cpus)
+            apply_cpu_model(cpuid, cfg.cpu)
+            v.set_cpuid(cpuid)
             v.set_msrs(BOOT_MSRS)
             fpu = v.get_fpu()
             fpu.fcw, fpu.mxcsr = 0x37F, 0x1F80

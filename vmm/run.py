@@ -30,9 +30,11 @@ def _serial(spec: str):
 
 def run_command(args: argparse.Namespace) -> int:
     from .machine import MachineConfig
+    from .cpu_model import parse_cpu
     try:
         memory = parse_size(args.memory)
         cpus = parse_processors(args.processors)
+        cpu = parse_cpu(args.cpu)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if args.timeout is not None and not args.timeout > 0:
@@ -46,7 +48,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot use KVM: {reason}")
     out, interactive = _serial(args.serial)
     source = make_source(args, memory, cpus)      # validates files before any VM exists
-    config = MachineConfig(memory=memory, cpus=cpus, serial_out=out, trace=frozenset(args.trace))
+    config = MachineConfig(memory=memory, cpus=cpus, serial_out=out, trace=frozenset(args.trace), cpu=cpu)
     return execute(config, source, args, interactive)
 
 

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 
 from loaders.flat import flat_plan
+from vmm.cpu_model import CpuModel
 from vmm.machine import Machine, MachineConfig, RunResult
 
 from .build import build
@@ -29,7 +30,7 @@ class GuestRun:
 
 def run_flat_guest(name: str, *, mode: str = "long", cpus: int = 1, memory: int = 64 << 20,
                    timeout: float = 20.0, serial_input: bytes = b"", defines: dict[str, int] | None = None,
-                   trace: frozenset[str] = frozenset(), log=None) -> GuestRun:
+                   trace: frozenset[str] = frozenset(), log=None, cpu: CpuModel = CpuModel()) -> GuestRun:
     """Compile tests/guests/<name>, load it as a flat image in `mode`, run to the end, return the outcome."""
     load = 0x100000 if mode == "long" else 0x8000
     image = build(name, load_addr=load, code16=(mode == "real"), defines=defines)
@@ -39,7 +40,7 @@ def run_flat_guest(name: str, *, mode: str = "long", cpus: int = 1, memory: int 
     def sink(data: bytes) -> None:
         with lock:
             out.extend(data)
-    cfg = MachineConfig(memory=memory, cpus=cpus, serial_out=sink, trace=trace)
+    cfg = MachineConfig(memory=memory, cpus=cpus, serial_out=sink, trace=trace, cpu=cpu)
     if log is not None:
         cfg.log = log
     with Machine(cfg) as m:
