@@ -47,7 +47,7 @@ class GuestMemory:
         self.regions: list[Region] = []
         try:
             for gpa, n in ram_layout(size):
-                self.regions.append(Region(gpa, n, HostMapping(n, what="mmap guest RAM")))
+                self.regions.append(Region(gpa, n, HostMapping(n, what="mmap guest RAM", huge=True)))
         except BaseException:
             self.close()
             raise
