@@ -54,8 +54,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="add a fw_cfg file (repeatable)")
     p.add_argument("--no-reboot", action="store_true", help="end the run when the guest resets (status 0)")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop the guest after SECONDS (status 124)")
-    p.add_argument("--trace", action="append", default=[], choices=["exits"],
-                   help="'exits': log unclaimed ports/MMIO once each and exit counts at the end")
+    p.add_argument("--trace", action="append", default=[], choices=["exits", "rip"],
+                   help="'exits': log unclaimed ports/MMIO once each and exit counts at the end; 'rip': sample "
+                        "each vCPU's RIP every 20 ms and log where the guest spent its time")
+    p.add_argument("--symbols", metavar="ELF", help="name --trace rip samples from this ELF's symbol table "
+                                                    "(default: the --kernel file when it is an ELF vmlinux)")
     return p
 
 

@@ -8,6 +8,7 @@ import struct
 
 from loaders.acpi import build_dsdt, build_fadt, build_rsdp, build_xsdt
 from loaders.errors import LoadError
+from loaders.mptable import MP_FLOATING_GPA, build_mp_table, mp_table_size
 from loaders.linux.igvm import BP_ACPI_RSDP, BP_E820_ENTRIES, BP_E820_TABLE, E820_MAX
 from loaders.plan import LoadPlan, MemoryWrite
 
@@ -97,6 +98,9 @@ def apply_linux(plan: LoadPlan, host) -> None:
     plan.writes[index] = MemoryWrite(old.gpa, bytes(data), old.what + " + e820/RSDP (type=linux)")
     plan.writes.append(MemoryWrite(rsdp_gpa, build_rsdp(xsdt_gpa), "ACPI RSDP (type=linux)"))
     plan.writes.append(MemoryWrite(tables_gpa, tables, "ACPI DSDT/FADT/XSDT (type=linux)"))
+    mp_end = MP_FLOATING_GPA + mp_table_size(host.cpus)
+    if not any(a < mp_end and MP_FLOATING_GPA < b for a, b, _ in plan.ranges()):   # the file's own data wins
+        plan.writes.append(MemoryWrite(MP_FLOATING_GPA, build_mp_table(host.cpus), "MP table (type=linux)"))
     try:
         plan.check(host.ram)
     except LoadError as e:

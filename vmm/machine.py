@@ -23,6 +23,7 @@ from kvm import Kvm, KvmError, Vcpu, install_kick_handler
 from kvm.ioctl import get_errno, raw_ioctl
 from kvm.uapi import (COALESCED_ENTRY_SIZE, COALESCED_RING_HEADER, Cap, ExitReason, Ioctl, MpState,
                       SystemEvent)
+from loaders.elf_symbols import Symbols
 from loaders.errors import LoadError
 from loaders.plan import LoadPlan
 
@@ -59,8 +60,9 @@ class MachineConfig:
     memory: int = 1 << 30
     cpus: int = 1
     serial_out: Callable[[bytes], None] | None = None   # None: serial output is dropped
-    trace: frozenset[str] = frozenset()                 # {"exits"}
+    trace: frozenset[str] = frozenset()                 # {"exits", "rip"}
     cpu: CpuModel = CpuModel()                          # --cpu: features cleared from KVM's supported CPUID
+    symbols: Symbols | None = None                      # names for --trace rip (the ELF kernel's symtab)
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
 
@@ -80,6 +82,8 @@ class Machine:
         self._result: RunResult | None = None
         self._ring_lock = threading.Lock()
         self.exit_counts: list[int] = [0] * config.cpus
+        self.rip_samples: list[list[int]] = [[] for _ in range(config.cpus)]   # --trace rip
+        self._want_sample = [False] * config.cpus
         self._unknown_mmio: set[int] = set()
         self._fresh = True
         try:
@@ -206,8 +210,13 @@ class Machine:
         for t in threads:
             t.start()
         deadline = None if timeout is None else time.monotonic() + timeout
+        sample = "rip" in self.config.trace
         while not self._stop.wait(DRAIN_INTERVAL):
             self.drain_serial()
+            if sample:                      # every vCPU notes its RIP at its next KVM_RUN return (EINTR)
+                for v in self.vm.vcpus:
+                    self._want_sample[v.index] = True
+                    v.kick()
             if deadline is not None and time.monotonic() >= deadline:
                 self.request_stop(Outcome.TIMEOUT, 124, f"guest still running after {timeout:g} s (--timeout)")
         for v in self.vm.vcpus:
@@ -218,6 +227,11 @@ class Machine:
                 if t.is_alive():
                     self.vm.vcpus[int(t.name[4:])].kick()
         self.drain_serial()
+        if sample:
+            from .rip_report import rip_report
+            self.config.log(rip_report(self.rip_samples, self.config.symbols))
+        if "exits" in self.config.trace:
+            self.config.log(f"pyvmm: trace: exits to the VMM per vCPU: {self.exit_counts}")
         return self._result
 
     def drain_serial(self) -> None:
@@ -268,6 +282,7 @@ class Machine:
         ring_first, ring_last = self._ring_first, self._ring_last
         drain = self.drain_serial
         IO = ExitReason.IO.value
+        index, want_sample, samples = vcpu.index, self._want_sample, self.rip_samples[vcpu.index]
         exits = 0
         try:
             while not stopping():
@@ -276,6 +291,9 @@ class Machine:
                     if err not in (errno.EINTR, errno.EAGAIN):
                         raise KvmError("KVM_RUN", err)
                     immediate.value = 0
+                    if want_sample[index]:
+                        want_sample[index] = False
+                        samples.append(vcpu.get_regs().rip)
                     continue
                 exits += 1
                 if ring_first is not None and ring_first.value != ring_last.value:

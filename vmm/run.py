@@ -28,6 +28,23 @@ def _serial(spec: str):
     raise UsageError(f"--serial {spec!r}: use stdio, file:PATH or none")
 
 
+def _symbols(args: argparse.Namespace):
+    """Symbols for --trace rip: --symbols FILE, else the --kernel file if it is an ELF; None without either."""
+    from loaders.elf_symbols import elf_symbols
+    path = args.symbols or args.kernel
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UsageError(f"--symbols {path}: cannot read: {e.strerror}") from None
+    symbols = elf_symbols(data)
+    if args.symbols and not len(symbols):
+        raise UsageError(f"--symbols {path}: no ELF symbol table in this file")
+    return symbols
+
+
 def run_command(args: argparse.Namespace) -> int:
     from .machine import MachineConfig
     from .cpu_model import parse_cpu
@@ -48,7 +65,8 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot use KVM: {reason}")
     out, interactive = _serial(args.serial)
     source = make_source(args, memory, cpus)      # validates files before any VM exists
-    config = MachineConfig(memory=memory, cpus=cpus, serial_out=out, trace=frozenset(args.trace), cpu=cpu)
+    config = MachineConfig(memory=memory, cpus=cpus, serial_out=out, trace=frozenset(args.trace), cpu=cpu,
+                           symbols=_symbols(args) if "rip" in args.trace else None)
     return execute(config, source, args, interactive)
 
 
