@@ -158,6 +158,23 @@ class kvm_irq_level(_S):
     _fields_ = [("irq", c_uint32), ("level", c_uint32)]
 
 
+class kvm_irq_routing_entry(_S):
+    """One GSI route; u holds kvm_irq_routing_irqchip {irqchip, pin} for IRQ_ROUTING_IRQCHIP (the union is 32 bytes)."""
+    _fields_ = [("gsi", c_uint32), ("type", c_uint32), ("flags", c_uint32), ("pad", c_uint32),
+                ("irqchip", c_uint32), ("pin", c_uint32), ("_union_rest", c_uint32 * 6)]
+
+
+IRQ_ROUTING_IRQCHIP = 1
+IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, IRQCHIP_IOAPIC = 0, 1, 2
+
+
+def kvm_irq_routing(n: int):
+    """struct kvm_irq_routing with room for n entries (a flexible array in C)."""
+    class _Routing(_S):
+        _fields_ = [("nr", c_uint32), ("flags", c_uint32), ("entries", kvm_irq_routing_entry * n)]
+    return _Routing()
+
+
 class kvm_coalesced_mmio_zone(_S):
     _fields_ = [("addr", c_uint64), ("size", c_uint32), ("pio", c_uint32)]
 
@@ -233,6 +250,7 @@ class Ioctl:
     IRQ_LINE = iow(0x61, ctypes.sizeof(kvm_irq_level))
     REGISTER_COALESCED_MMIO = iow(0x67, ctypes.sizeof(kvm_coalesced_mmio_zone))
     UNREGISTER_COALESCED_MMIO = iow(0x68, ctypes.sizeof(kvm_coalesced_mmio_zone))
+    SET_GSI_ROUTING = iow(0x6A, 8)
     CREATE_PIT2 = iow(0x77, ctypes.sizeof(kvm_pit_config))
     RUN = io(0x80)
     GET_REGS = ior(0x81, ctypes.sizeof(kvm_regs))

@@ -43,6 +43,14 @@ class Vm:
     def create_irqchip(self) -> None:
         ioctl(self.fd, Ioctl.CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP")
 
+    def set_gsi_routing(self, routes: list[tuple[int, int, int]]) -> None:
+        """Replace KVM's GSI table with (gsi, irqchip, pin) routes; irqchip is uapi.IRQCHIP_PIC_MASTER/SLAVE/IOAPIC."""
+        table = uapi.kvm_irq_routing(len(routes))
+        table.nr = len(routes)
+        for e, (gsi, chip, pin) in zip(table.entries, routes):
+            e.gsi, e.type, e.irqchip, e.pin = gsi, uapi.IRQ_ROUTING_IRQCHIP, chip, pin
+        ioctl(self.fd, Ioctl.SET_GSI_ROUTING, table, "KVM_SET_GSI_ROUTING")
+
     def create_pit2(self, flags: int = uapi.PIT_SPEAKER_DUMMY) -> None:
         cfg = uapi.kvm_pit_config(flags)
         ioctl(self.fd, Ioctl.CREATE_PIT2, cfg, "KVM_CREATE_PIT2")

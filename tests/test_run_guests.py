@@ -79,3 +79,11 @@ def test_emulation_failure_is_fatal_with_register_dump(guest):
     assert "KVM internal error" in r.result.message
     assert "RIP=" in r.result.message and "code at GPA" in r.result.message
     assert "f3 48 0f b8" in r.result.message.replace("<", "").replace(">", "")  # popcnt %rax,%rbx bytes
+
+
+@pytest.mark.parametrize("pin, arrives", [(2, True), (0, False)])
+def test_pit_irq0_arrives_on_ioapic_pin_2_as_the_madt_says(guest, pin, arrives):
+    """The MADT (and MP table) route ISA IRQ0 to GSI 2; KVM must be told so, or a guest using the IOAPIC for
+    the PIT never gets a timer tick."""
+    run = guest("pit_irq.S", defines={"PIN": pin}, timeout=2.0 if arrives else 0.5)
+    assert run.status == (0x21 if arrives else 124), run.result

@@ -45,7 +45,7 @@ def test_tiny_kernel_reaches_init(images, kind, memory, cpus):
     assert int(usable[-1][1], 16) == (int(memory[:-1]) << 20) - 1
     assert "found SMP MP-table at [mem 0x0009fc00-0x0009fc0f]" in out       # no seconds-long scan for one
     assert "ACPI: RSDP 0x0000000000014000" in out and "ACPI: Using ACPI (MADT)" in out
-    assert "Unpacking initramfs..." in out and "Freeing initrd memory: 1940K" in out
+    assert "Unpacking initramfs..." in out and re.search(r"Freeing initrd memory: \d+K", out)
     assert tiny_linux.RUN_INIT in out, out[-3000:]
     assert any(m in out for m in tiny_linux.MARKERS), out[-3000:]
     # After the panic (user mode cannot run on an emulating KVM) panic=-1 reboot=k resets through the i8042 and

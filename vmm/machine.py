@@ -21,8 +21,8 @@ from chipset.i8042 import I8042
 from chipset.uart16550 import Uart16550
 from kvm import Kvm, KvmError, Vcpu, install_kick_handler
 from kvm.ioctl import get_errno, raw_ioctl
-from kvm.uapi import (COALESCED_ENTRY_SIZE, COALESCED_RING_HEADER, Cap, ExitReason, Ioctl, MpState,
-                      SystemEvent)
+from kvm.uapi import (COALESCED_ENTRY_SIZE, COALESCED_RING_HEADER, IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER,
+                      IRQCHIP_PIC_SLAVE, Cap, ExitReason, Ioctl, MpState, SystemEvent)
 from loaders.elf_symbols import Symbols
 from loaders.errors import LoadError
 from loaders.plan import LoadPlan
@@ -37,6 +37,14 @@ IDENTITY_MAP_ADDR = 0xFFFBC000
 COM1_BASE, COM1_IRQ = 0x3F8, 4
 DEBUG_EXIT_PORT = 0xF4
 DRAIN_INTERVAL = 0.02          # seconds between drains of the coalesced ring while vCPUs sit in HLT
+
+
+def pc_gsi_routes() -> list[tuple[int, int, int]]:
+    """GSI routes of a PC, as QEMU installs them: ISA IRQs on the 8259s, and on the IOAPIC with IRQ0 (the PIT)
+    on pin 2, which is what the MADT and MP table tell the guest. KVM's default puts IRQ0 on pin 0."""
+    pic = [(i, IRQCHIP_PIC_MASTER if i < 8 else IRQCHIP_PIC_SLAVE, i % 8) for i in range(16) if i != 2]
+    ioapic = [(i, IRQCHIP_IOAPIC, 2 if i == 0 else i) for i in range(24) if i != 2]
+    return pic + ioapic
 
 
 class Outcome(enum.Enum):
@@ -103,6 +111,7 @@ class Machine:
         for r in self.memory.regions:
             vm.add_memory(r.gpa, r.size, r.mapping.addr)
         vm.create_irqchip()
+        vm.set_gsi_routing(pc_gsi_routes())
         vm.create_pit2()
 
         self.bus = PortBus(on_unknown=self._on_unknown_port if "exits" in cfg.trace else None)
