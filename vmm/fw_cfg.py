@@ -103,7 +103,10 @@ def parse_fw_cfg_option(text: str) -> FwCfgFile:
     if "string" in values:
         return FwCfgFile(name, values["string"].encode())
     from .igvm_cli import read_file
-    return FwCfgFile(name, read_file(values["file"]))
+    try:
+        return FwCfgFile(name, read_file(values["file"]))
+    except UsageError as e:
+        raise UsageError(f"{where}: {e}") from None
 
 
 def user_files(options: list[str]) -> tuple[FwCfgFile, ...]:

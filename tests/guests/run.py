@@ -29,17 +29,19 @@ class GuestRun:
 
 def run_flat_guest(name: str, *, mode: str = "long", cpus: int = 1, memory: int = 64 << 20,
                    timeout: float = 20.0, serial_input: bytes = b"", defines: dict[str, int] | None = None,
-                   trace: frozenset[str] = frozenset(), log=None) -> GuestRun:
-    """Compile tests/guests/<name>, load it as a flat image in `mode`, run to the end, return the outcome."""
+                   trace: frozenset[str] = frozenset(), log=None, extra_sources: tuple[str, ...] = (),
+                   fw_cfg=None) -> GuestRun:
+    """Compile tests/guests/<name> (+ extra_sources), load it as a flat image in `mode`, run to the end, return the
+    outcome. fw_cfg: the machine's chipset.fw_cfg.FwCfgItems (default: the set pyvmm builds)."""
     load = 0x100000 if mode == "long" else 0x8000
-    image = build(name, load_addr=load, code16=(mode == "real"), defines=defines)
+    image = build(name, load_addr=load, code16=(mode == "real"), defines=defines, extra_sources=extra_sources)
     out = bytearray()
     lock = threading.Lock()
 
     def sink(data: bytes) -> None:
         with lock:
             out.extend(data)
-    cfg = MachineConfig(memory=memory, cpus=cpus, serial_out=sink, trace=trace)
+    cfg = MachineConfig(memory=memory, cpus=cpus, serial_out=sink, trace=trace, fw_cfg=fw_cfg)
     if log is not None:
         cfg.log = log
     with Machine(cfg) as m:
