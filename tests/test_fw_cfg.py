@@ -16,22 +16,15 @@ from hypothesis import given, settings, strategies as st
 from chipset.fw_cfg import (DIR_ENTRY, DMA_ACCESS, DmaControl, FwCfg, FwCfgFile, FwCfgItems, Key, Offset,
                             directory)
 from chipset.ram import FlatRam
-from loaders.acpi import checksum_ok, parse_table
+from loaders.acpi import build_madt, checksum_ok, parse_table
 from loaders.acpi.table_loader import (LOADER_FILE, RSDP_FILE, TABLES_FILE, Allocate, Zone, build_qemu_acpi,
                                        decode, run_loader)
-from loaders.acpi import build_madt
+from tests.guests.run import fnv1a as fnv
+from vmm.cli import UsageError
 from vmm.fw_cfg import e820_table, fw_cfg_items, linux_boot_items, parse_fw_cfg_option
 from vmm.memory import ram_layout
-from vmm.cli import UsageError
 
 USER = random.Random(7).randbytes(10_000)
-
-
-def fnv(data: bytes) -> int:
-    h = 2166136261
-    for b in data:
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
 
 
 def select(dev: FwCfg, key: int) -> None:
@@ -378,3 +371,22 @@ def test_every_machine_has_fw_cfg(probe_files, how):
     if kernel:
         assert lines[-1] == "kernel_addr=0x100000 setup_addr=0x10000 cmdline_addr=0x20000 initrd_addr=" + \
             hex(((128 << 20) - 0x28000 - 1 - 3000) & ~0xFFF)
+
+
+def test_vmlinux_items_are_the_pvh_form(toolchain_ok):
+    from loaders.linux.kernel import parse_kernel
+    from tests.linux_images import probe_vmlinux
+    kernel = probe_vmlinux()
+    parsed = parse_kernel(kernel)
+    keys, files = linux_boot_items(kernel, None, "", 256 << 20)
+    assert struct.unpack("<I", keys[Key.KERNEL_ADDR])[0] == min(s.gpa for s in parsed.segments)
+    assert bytes(keys[Key.KERNEL_DATA]) == kernel and struct.unpack("<I", keys[Key.KERNEL_SIZE])[0] == len(kernel)
+    assert keys[Key.SETUP_DATA] == b"" and keys[Key.CMDLINE_DATA] == b"\0" and Key.INITRD_DATA not in keys
+    assert (struct.unpack("<I", keys[Key.KERNEL_ENTRY])[0] if Key.KERNEL_ENTRY in keys else None) == parsed.pvh_entry
+
+
+def test_initrd_too_large_for_low_ram_is_refused():
+    from loaders.errors import LoadError
+    from tests.linux_images import make_bzimage
+    with pytest.raises(LoadError, match="initrd is too large"):
+        linux_boot_items(make_bzimage(b"\x90" * 100), bytes(16 << 20), "", 16 << 20)

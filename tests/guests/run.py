@@ -11,6 +11,14 @@ from vmm.machine import Machine, MachineConfig, RunResult
 from .build import build
 
 
+def fnv1a(data: bytes) -> int:
+    """32-bit FNV-1a, the hash the C guests print (fnv1a in fwcfg.h, linux_probe.c) to prove bytes arrived."""
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
 @dataclass
 class GuestRun:
     result: RunResult
