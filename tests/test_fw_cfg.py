@@ -390,3 +390,12 @@ def test_initrd_too_large_for_low_ram_is_refused():
     from tests.linux_images import make_bzimage
     with pytest.raises(LoadError, match="initrd is too large"):
         linux_boot_items(make_bzimage(b"\x90" * 100), bytes(16 << 20), "", 16 << 20)
+
+
+@pytest.mark.usefixtures("kvm_ok")
+def test_run_igvm_takes_fw_cfg_files(probe_files):
+    from vmm.api import run_igvm
+    out = run_igvm(probe_files / "probe.igvm", memory="64M", fw_cfg={"opt/test": USER}, timeout=30)
+    assert out.status == 0x21, out.text
+    items = fw_cfg_items(64 << 20, 1, (FwCfgFile("opt/test", USER),))
+    assert out.text.splitlines() == expected_probe(items)
