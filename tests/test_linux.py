@@ -16,16 +16,10 @@ from loaders.linux.igvm import build_linux_igvm
 from loaders.linux.kernel import parse_kernel
 from vmm.linux import e820_map
 from vmm.memory import ram_layout
+from tests.guests.run import fnv1a as fnv
 from tests.linux_images import BZIMAGE_ENTRY, make_bzimage, probe_bzimage, probe_vmlinux
 
 pytestmark = pytest.mark.usefixtures("toolchain_ok")
-
-
-def fnv(data: bytes) -> int:
-    h = 2166136261
-    for b in data:
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

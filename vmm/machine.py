@@ -17,6 +17,7 @@ from typing import Callable
 
 from chipset.bus import PortBus
 from chipset.debug_exit import DebugExit
+from chipset.fw_cfg import FW_CFG_BASE, FW_CFG_PORTS, FwCfg, FwCfgItems
 from chipset.i8042 import I8042
 from chipset.uart16550 import Uart16550
 from kvm import Kvm, KvmError, Vcpu, install_kick_handler
@@ -71,6 +72,7 @@ class MachineConfig:
     trace: frozenset[str] = frozenset()                 # {"exits", "rip"}
     cpu: CpuModel = CpuModel()                          # --cpu: features cleared from KVM's supported CPUID
     symbols: Symbols | None = None                      # names for --trace rip (the ELF kernel's symtab)
+    fw_cfg: FwCfgItems | None = None                    # None: the default set for memory and cpus (vmm.fw_cfg)
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
 
@@ -124,6 +126,7 @@ class Machine:
         self.debug_exit = DebugExit(on_exit=lambda status: self.request_stop(Outcome.EXIT, status))
         self.bus.register(DEBUG_EXIT_PORT, 1, self.debug_exit, "debug-exit")
         self._add_platform_devices()
+        self._add_fw_cfg()
 
         supported = kvm.supported_cpuid()
         for i in range(cfg.cpus):
@@ -157,6 +160,20 @@ class Machine:
         from chipset.acpi_pm import PM_BASE, PM_LENGTH, AcpiPm
         self.bus.register(PM_BASE, PM_LENGTH, AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, 0, "guest powered off "
                                                                                 "(ACPI S5)")), "ACPI PM")
+
+    def _add_fw_cfg(self) -> None:
+        """QEMU's fw_cfg at 0x510, served from the config's item set (built fresh per machine, so writes do not
+        survive a relaunch)."""
+        items = self.config.fw_cfg
+        if items is None:
+            from .fw_cfg import fw_cfg_items
+            items = fw_cfg_items(self.config.memory, self.config.cpus)
+        on_error = None
+        if "exits" in self.config.trace:
+            def on_error(why: str) -> None:
+                self.config.log(f"pyvmm: trace: fw_cfg: {why}")
+        self.fw_cfg = FwCfg(self.memory, items, on_error=on_error)
+        self.bus.register(FW_CFG_BASE, FW_CFG_PORTS, self.fw_cfg, "fw_cfg")
 
     def _on_unknown_port(self, port: int, is_write: bool, size: int) -> None:
         self.config.log(f"pyvmm: trace: unclaimed port {port:#06x} ({'write' if is_write else 'read'}, {size} bytes)")

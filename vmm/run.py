@@ -60,13 +60,16 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError("nothing to boot: give --igvm FILE or --kernel FILE")
     if args.igvm and args.kernel:
         raise UsageError("--igvm and --kernel are exclusive: give one")
+    from .fw_cfg import user_files
+    files = user_files(args.fw_cfg)
     reason = kvm_usable()
     if reason is not None:
         raise UsageError(f"cannot use KVM: {reason}")
     out, interactive = _serial(args.serial)
     source = make_source(args, memory, cpus)      # validates files before any VM exists
     config = MachineConfig(memory=memory, cpus=cpus, serial_out=out, trace=frozenset(args.trace), cpu=cpu,
-                           symbols=_symbols(args) if "rip" in args.trace else None)
+                           symbols=_symbols(args) if "rip" in args.trace else None,
+                           fw_cfg=fw_cfg_for(args, memory, cpus, files))
     return execute(config, source, args, interactive)
 
 
@@ -86,6 +89,20 @@ def make_source(args: argparse.Namespace, memory: int, cpus: int):
     prepared = prepare_igvm(spec, memory, cpus, args.cmdline, args.igvm_platform)
     plan = prepared.plan
     return lambda machine: plan
+
+
+def fw_cfg_for(args: argparse.Namespace, memory: int, cpus: int, files: tuple):
+    """The machine's fw_cfg items: the fixed set, QEMU's kernel items for --kernel, the user's files."""
+    from .fw_cfg import fw_cfg_items, linux_boot_items
+    from .igvm_cli import read_file
+    kernel_keys, kernel_files = {}, ()
+    if args.kernel:
+        initrd = read_file(args.initrd) if args.initrd else None
+        kernel_keys, kernel_files = linux_boot_items(read_file(args.kernel), initrd, args.cmdline or "", memory)
+    try:
+        return fw_cfg_items(memory, cpus, files, kernel_keys, kernel_files)
+    except ValueError as e:
+        raise UsageError(f"--fw-cfg: {e}") from None
 
 
 def execute(config, source, args: argparse.Namespace, interactive: bool) -> int:

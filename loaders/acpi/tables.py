@@ -99,23 +99,49 @@ SCI_IRQ = 9
 S5_SLP_TYP = 5
 
 
+FW_CFG_PORT, FW_CFG_PORT_COUNT = 0x510, 0x0C
+
+
+def _pkg_length(body: bytes) -> bytes:
+    """AML PkgLength (1 or 2 bytes, counting itself) followed by body."""
+    n = len(body) + 1
+    if n < 0x40:
+        return bytes([n]) + body
+    n += 1
+    if n >= 0x1000:
+        raise ValueError("AML package longer than 4 KiB")
+    return bytes([0x40 | (n & 0xF), n >> 4]) + body
+
+
+def _fw_cfg_device() -> bytes:
+    """Device(\\_SB.FWCF) {_HID "QEMU0002", _STA 0x0B, _CRS IO(Decode16, 0x510, 0x510, 1, 12)}: what QEMU's DSDT
+    says, so Linux's qemu_fw_cfg driver binds to the ports."""
+    lo, hi = FW_CFG_PORT & 0xFF, FW_CFG_PORT >> 8
+    io = bytes([0x47, 0x01, lo, hi, lo, hi, 0x01, FW_CFG_PORT_COUNT, 0x79, 0x00])
+    crs = b"\x08_CRS\x11" + _pkg_length(bytes([0x0A, len(io)]) + io)
+    body = b"\x5c\x2e_SB_FWCF" + b"\x08_HID\x0dQEMU0002\x00" + b"\x08_STA\x0a\x0b" + crs
+    return b"\x5b\x82" + _pkg_length(body)
+
+
 def build_dsdt(ids: AcpiHeaderIds = IDS) -> bytes:
-    """DSDT (revision 2) holding only Name(\\_S5, Package() {5, 5, 0, 0}): the sleep type power-off writes."""
+    """DSDT (revision 2): Name(\\_S5, Package() {5, 5, 0, 0}), the sleep type power-off writes, and the fw_cfg
+    device every pyvmm machine has."""
     s5 = bytes([0x08]) + b"\\_S5_" + bytes([0x12, 0x08, 0x04, 0x0A, S5_SLP_TYP, 0x0A, S5_SLP_TYP, 0x00, 0x00])
-    return finish_table(b"DSDT", 2, s5, ids)
+    return finish_table(b"DSDT", 2, s5 + _fw_cfg_device(), ids)
 
 
 def _gas(space: int, bits: int, access: int, address: int) -> bytes:
     return struct.pack("<BBBBQ", space, bits, 0, access, address)
 
 
-def build_fadt(dsdt_gpa: int, ids: AcpiHeaderIds = IDS) -> bytes:
+def build_fadt(dsdt_gpa: int, ids: AcpiHeaderIds = IDS, facs_gpa: int = 0) -> bytes:
     """FADT (revision 6, 276 bytes): PM1a event/control, PM timer and GPE0 at 0x400, SCI on IRQ 9, reset through
     port 0xCF9 (value 6), an i8042 present, no SMI command port (ACPI is always enabled)."""
     body = bytearray(276 - HEADER_SIZE)
 
     def put(offset: int, fmt: str, *values: int | bytes) -> None:
         struct.pack_into(fmt, body, offset - HEADER_SIZE, *values)
+    put(36, "<I", facs_gpa)                 # FIRMWARE_CTRL (0: no FACS)
     put(40, "<I", dsdt_gpa if dsdt_gpa < 1 << 32 else 0)
     put(46, "<H", SCI_IRQ)
     put(56, "<I", PM_BASE)                  # PM1a_EVT_BLK
@@ -140,6 +166,23 @@ def build_fadt(dsdt_gpa: int, ids: AcpiHeaderIds = IDS) -> bytes:
 
 def build_xsdt(table_gpas: list[int], ids: AcpiHeaderIds = IDS) -> bytes:
     return finish_table(b"XSDT", 1, b"".join(struct.pack("<Q", g) for g in table_gpas), ids)
+
+
+def build_rsdt(table_gpas: list[int], ids: AcpiHeaderIds = IDS) -> bytes:
+    """RSDT (revision 1), 32-bit entries: what QEMU's pc/q35 tables use."""
+    return finish_table(b"RSDT", 1, b"".join(struct.pack("<I", g) for g in table_gpas), ids)
+
+
+def build_facs() -> bytes:
+    """FACS (64 bytes, no checksum): zero hardware signature, waking vectors, global lock and flags, as QEMU."""
+    return struct.pack("<4sI", b"FACS", 64) + bytes(56)
+
+
+def build_rsdp_v1(rsdt_gpa: int, ids: AcpiHeaderIds = IDS) -> bytes:
+    """RSDP revision 0 (20 bytes) pointing at an RSDT, as QEMU's pc/q35 build it."""
+    raw = bytearray(struct.pack("<8sB6sBI", b"RSD PTR ", 0, ids.oem_id, 0, rsdt_gpa))
+    raw[8] = (-sum(raw)) & 0xFF
+    return bytes(raw)
 
 
 def build_rsdp(xsdt_gpa: int, ids: AcpiHeaderIds = IDS) -> bytes:

@@ -12,6 +12,14 @@ from vmm.machine import Machine, MachineConfig, RunResult
 from .build import build
 
 
+def fnv1a(data: bytes) -> int:
+    """32-bit FNV-1a, the hash the C guests print (fnv1a in fwcfg.h, linux_probe.c) to prove bytes arrived."""
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
 @dataclass
 class GuestRun:
     result: RunResult
@@ -30,17 +38,19 @@ class GuestRun:
 
 def run_flat_guest(name: str, *, mode: str = "long", cpus: int = 1, memory: int = 64 << 20,
                    timeout: float = 20.0, serial_input: bytes = b"", defines: dict[str, int] | None = None,
-                   trace: frozenset[str] = frozenset(), log=None, cpu: CpuModel = CpuModel()) -> GuestRun:
-    """Compile tests/guests/<name>, load it as a flat image in `mode`, run to the end, return the outcome."""
+                   trace: frozenset[str] = frozenset(), log=None, extra_sources: tuple[str, ...] = (),
+                   fw_cfg=None, cpu: CpuModel = CpuModel()) -> GuestRun:
+    """Compile tests/guests/<name> (+ extra_sources), load it as a flat image in `mode`, run to the end, return the
+    outcome. fw_cfg: the machine's chipset.fw_cfg.FwCfgItems (default: the set pyvmm builds)."""
     load = 0x100000 if mode == "long" else 0x8000
-    image = build(name, load_addr=load, code16=(mode == "real"), defines=defines)
+    image = build(name, load_addr=load, code16=(mode == "real"), defines=defines, extra_sources=extra_sources)
     out = bytearray()
     lock = threading.Lock()
 
     def sink(data: bytes) -> None:
         with lock:
             out.extend(data)
-    cfg = MachineConfig(memory=memory, cpus=cpus, serial_out=sink, trace=trace, cpu=cpu)
+    cfg = MachineConfig(memory=memory, cpus=cpus, serial_out=sink, trace=trace, fw_cfg=fw_cfg, cpu=cpu)
     if log is not None:
         cfg.log = log
     with Machine(cfg) as m:

@@ -1,0 +1,44 @@
+/* fw_cfg access for C test guests: port I/O (outw selector, inb / rep insb data) and DMA descriptors. */
+#ifndef FWCFG_H
+#define FWCFG_H
+#include "guestlib.h"
+
+#define FW_SEL 0x510
+#define FW_DATA 0x511
+#define FW_DMA_HI 0x514
+#define FW_DMA_LO 0x518
+#define DMA_ERROR 0x01
+#define DMA_READ 0x02
+#define DMA_SKIP 0x04
+#define DMA_SELECT 0x08
+#define DMA_WRITE 0x10
+
+/* "memory": a DMA started by the OUT reads and writes guest memory the compiler must not cache across it */
+static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port) : "memory"); }
+static inline void outl(u16 port, u32 v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port) : "memory"); }
+static inline u32 inl(u16 port) { u32 v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline void insb(u16 port, void *dst, u64 n) {
+    __asm__ volatile("rep insb" : "+D"(dst), "+c"(n) : "d"(port) : "memory");
+}
+static inline void outsb(u16 port, const void *src, u64 n) {
+    __asm__ volatile("rep outsb" : "+S"(src), "+c"(n) : "d"(port) : "memory");
+}
+static inline u32 be32(u32 v) { return __builtin_bswap32(v); }
+static inline u64 be64(u64 v) { return __builtin_bswap64(v); }
+
+struct dma_access { u32 control, length; u64 address; } __attribute__((packed));
+
+/* Fill a descriptor at `d`, start it with one low-half write (the high half is 0 after every transfer), and
+   return the control word the VMM wrote back (host order). */
+static u32 dma_at(volatile struct dma_access *d, u32 control, u64 address, u32 length) {
+    d->control = be32(control); d->length = be32(length); d->address = be64(address);
+    outl(FW_DMA_LO, be32((u32)(u64)d));
+    return be32(d->control);
+}
+
+static u32 fnv1a(const u8 *p, u32 n) {
+    u32 h = 2166136261u;
+    while (n--) { h ^= *p++; h *= 16777619u; }
+    return h;
+}
+#endif
