@@ -5,7 +5,6 @@ EINTR (which the vCPU kick relies on) and releases the GIL while KVM_RUN blocks.
 """
 
 import ctypes
-import ctypes.util
 
 from .errors import KvmError
 
@@ -33,7 +32,17 @@ def iowr(nr: int, size: int) -> int:
     return _ioc(_IOC_READ | _IOC_WRITE, nr, size)
 
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+def _load_libc() -> ctypes.CDLL:
+    """glibc by its soname; ctypes.util.find_library (which runs ldconfig in a subprocess) only where that fails."""
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+        return ctypes.CDLL(find_library("c") or None, use_errno=True)
+
+
+_libc = _load_libc()
 
 # Two prototypes of the same symbol: one taking a pointer/integer argument, one for KVM_RUN's hot path.
 _ioctl = _libc["ioctl"]

@@ -75,7 +75,7 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
     from loaders.igvm.parameters import fill_parameters
 
     from .host import host_info
-    from .igvm_cli import read_file
+    from .files import read_file
     if raw is None:
         raw = read_file(spec.path)
     try:
