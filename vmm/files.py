@@ -3,12 +3,25 @@ import them (argparse subparsers, json, the describers)."""
 
 from __future__ import annotations
 
+import mmap
+import os
 
-def read_file(path: str) -> bytes:
-    """The file's bytes, or a one-line error naming it."""
+
+MAP_AT_LEAST = 1 << 20
+
+
+def read_file(path: str, map_big: bool = False) -> bytes | mmap.mmap:
+    """The file's bytes, or a one-line error naming it.
+
+    With map_big, a file of MAP_AT_LEAST bytes or more is mapped (private, never written) instead of read: a
+    launch then copies IGVM page data straight from the page cache into guest RAM, and GuestMemory.write drops
+    the mapped pages behind it, so the file's contents never add to the VMM's resident memory.
+    """
     from .cli import UsageError
     try:
         with open(path, "rb") as fh:
+            if map_big and os.fstat(fh.fileno()).st_size >= MAP_AT_LEAST:
+                return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
             return fh.read()
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None

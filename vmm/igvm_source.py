@@ -77,7 +77,7 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
     from .host import host_info
     from .files import read_file
     if raw is None:
-        raw = read_file(spec.path)
+        raw = read_file(spec.path, map_big=True)
     try:
         f = read_igvm(raw)
         chosen = choose_platform(f, platform)

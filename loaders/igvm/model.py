@@ -226,14 +226,19 @@ def __getattr__(name: str):
         return value
 
 
+class _Unmade:
+    """Stands in for a model class nobody has used yet: nothing is an instance of it."""
+
+
+def made(name: str) -> type:
+    """The model class `name` for an isinstance check, without making it: _Unmade while no code has used it
+    (then no instance of it can exist)."""
+    return globals().get(name, _Unmade)
+
+
 def is_a(obj: object, *names: str) -> bool:
-    """isinstance(obj, (model classes named)) without making the classes not yet in use: none has instances."""
-    made = globals()
-    for n in names:
-        cls = made.get(n)
-        if cls is not None and isinstance(obj, cls):
-            return True
-    return False
+    """isinstance(obj, (model classes named)) without making the classes not yet in use."""
+    return isinstance(obj, tuple(map(made, names)))
 
 
 def __dir__() -> list[str]:
