@@ -20,7 +20,7 @@ from chipset.debug_exit import DebugExit
 from chipset.i8042 import I8042
 from chipset.uart16550 import Uart16550
 from kvm import Kvm, KvmError, Vcpu, install_kick_handler
-from kvm.ioctl import get_errno, raw_ioctl
+from kvm.ioctl import run_ioctl, thread_errno
 from kvm.uapi import (COALESCED_ENTRY_SIZE, COALESCED_RING_HEADER, Cap, ExitReason, Ioctl, MpState,
                       SystemEvent)
 from loaders.errors import LoadError
@@ -262,7 +262,8 @@ class Machine:
         page_len = len(page)
         u16, u32, u64 = page.cast("H"), page.cast("I"), page.cast("Q")
         single = {(4096 << 3) | n: page[4096:4096 + n] for n in (1, 2, 4)}
-        fd, run, RUN = vcpu.fd, raw_ioctl, int(Ioctl.RUN)   # plain ints: raw_ioctl has no argtypes
+        fd, run, RUN = vcpu.fd, run_ioctl, int(Ioctl.RUN)   # plain ints: run_ioctl has no argtypes
+        errno_now = thread_errno()          # this vCPU thread's errno, read after a KVM_RUN that failed
         pio = self.bus.pio
         stopping = self._stop.is_set
         ring = self._ring_header()          # the coalesced ring's (first, last), or None
@@ -274,7 +275,7 @@ class Machine:
             # vCPU, and a kick sets immediate_exit first, so a stopped vCPU's next KVM_RUN always fails with EINTR.
             while True:
                 if run(fd, RUN, 0) < 0:
-                    err = get_errno()
+                    err = errno_now[0]
                     if err not in (errno.EINTR, errno.EAGAIN):
                         raise KvmError("KVM_RUN", err)
                     page[1] = 0             # immediate_exit
