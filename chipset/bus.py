@@ -72,7 +72,11 @@ class PortBus:
         if entry is None:
             if port not in self._seen:
                 self._unknown(port, is_write, size)
-            if not is_write:
+            if is_write:
+                return
+            if count == 1 and size == 1:
+                data[0] = 0xFF
+            else:
                 data[:] = _FF.get(len(data)) or b"\xff" * len(data)
             return
         dev, off = entry

@@ -1,11 +1,12 @@
 """pyvmm against QEMU (`qemu-system-x86_64 -enable-kvm`), same guest bytes, same run, runs alternating.
 
 Usage: python tests/bench/bench_vs_qemu.py [--runs 5] [--only startup,exits,serial,memory] [--count 20000]
-                                           [--serial-bytes 1048576] [--machines microvm,pc] [--linux]
+                                           [--serial-bytes 1048576] [--machines microvm,pc] [--linux [--vmlinux F]]
 The guest is one ELF (tests/guests/pvh_bench.S): QEMU boots it with -kernel through its PVH note (32-bit entry,
 the guest enters long mode itself), pyvmm with --kernel at its ELF entry (long mode); from there both run the
 same instructions. Every figure is a median with (min-max) over --runs runs; a child's CPU times and peak RSS
-come from os.wait4, wall times from time.perf_counter, the first UART byte from the child's stdout pipe.
+come from os.wait4, wall times from time.perf_counter, the first UART byte from the child's stdout pipe, peak
+RSS from a small reaper process (see peak_rss).
 --linux adds one boot of Debian's kernel per VMM to the line `Linux version` (about a minute each here).
 """
 
@@ -43,7 +44,6 @@ class Run:
     wall: float           # s from spawn to exit
     user: float
     sys: float
-    maxrss: int           # KiB
     out: int              # bytes on stdout
     status: int
 
@@ -79,7 +79,7 @@ def run_once(cmd: list[str], marker: bytes | None = None, timeout: float = 600, 
         err.seek(0)
         raise RuntimeError(f"{' '.join(cmd)}: status {p.returncode} (expected {expect}; 1 is the guest's debug exit)\n"
                            f"{err.read().decode(errors='replace')[-2000:]}")
-    return Run(first, wall, ru.ru_utime, ru.ru_stime, ru.ru_maxrss, n, p.returncode)
+    return Run(first, wall, ru.ru_utime, ru.ru_stime, n, p.returncode)
 
 
 def pyvmm_cmd(kernel: str, memory: str = "64M", *extra: str) -> list[str]:
@@ -111,6 +111,25 @@ class Guests:
         k = parse_vmlinux(Path(self.elf(work)).read_bytes())
         text = next(s for s in k.segments if s.gpa <= k.entry < s.gpa + s.memsz)
         path.write_bytes(pack_flat_image(bytes(text.data), load_addr=text.gpa, entry=k.entry))
+        return str(path)
+
+    def big_igvm(self) -> str:
+        """The hello twin plus 64 MiB of random page data at 16 MiB (for peak RSS with page data to load)."""
+        from loaders.igvm import IgvmBuilder, Platform, VpContext
+        from loaders.igvm.pack import GDT_GPA, PAGE_TABLES_GPA, native_context_for
+        from loaders.linux.kernel import parse_vmlinux
+        from loaders.x86 import flat_gdt, identity_page_tables
+        path = self.tmp / "big.igvm"
+        k = parse_vmlinux(Path(self.elf(0)).read_bytes())
+        text = next(s for s in k.segments if s.gpa <= k.entry < s.gpa + s.memsz)
+        b = IgvmBuilder()
+        mask = b.platform(Platform.NATIVE)
+        b.pages(GDT_GPA, flat_gdt()[0], mask)
+        b.pages(PAGE_TABLES_GPA, identity_page_tables(PAGE_TABLES_GPA), mask)
+        b.pages(text.gpa, bytes(text.data), mask)
+        b.pages(16 << 20, os.urandom(64 << 20), mask)
+        b.add(VpContext(0, mask, 0, native_context_for(k.entry)))
+        path.write_bytes(b.build())
         return str(path)
 
 
@@ -224,21 +243,46 @@ def bench_memory(g: Guests, runs: int, machine: str) -> None:
     hello = g.elf(0)
     cells = {f"pyvmm, -m {m}": pyvmm_cmd(hello, m) for m in ("64M", "1G")}
     cells.update({f"qemu -M {machine}, -m {m}": qemu_cmd(hello, machine, m) for m in ("64M", "1G")})
-    res = alternate(cells, runs)
-    rows = [[k, fmt([r.maxrss / 1024 for r in v], 1, 1)] for k, v in res.items()]
-    table(f"e. peak RSS (ru_maxrss from wait4), hello guest: it touches about 20 KiB of guest RAM, so this is the "
-          f"VMM's own memory; {runs} runs each (MiB)", ["VMM, guest RAM", "peak RSS"], rows)
+    big = "pyvmm --igvm, 64 MiB of page data, -m 1G"
+    cells[big] = [sys.executable, "-m", "vmm", "--igvm", g.big_igvm(), "-m", "1G"]
+    cells["/bin/true (what the method cannot see below)"] = ["/bin/true"]
+    rss: dict[str, list[float]] = {k: [] for k in cells}
+    for _ in range(runs):
+        for name, cmd in cells.items():
+            rss[name].append(peak_rss(cmd, 0 if cmd == ["/bin/true"] else 1))
+    rows = [[k, fmt(v, 1, 1), fmt([x - (64 if k == big else 0) for x in v], 1, 1)] for k, v in rss.items()]
+    table(f"e. peak RSS (ru_maxrss of a child forked by a small `python -S` reaper), {runs} runs each (MiB). The "
+          f"hello guest touches about 20 KiB of guest RAM; the big IGVM's page data fills 64 MiB of it",
+          ["VMM, guest", "peak RSS", "beyond guest RAM touched"], rows)
+
+
+# ru_maxrss carries over exec and starts at the forking process's RSS, so a child spawned by this (large) process
+# would report at least this process's size. A small reaper forks the command itself and reports its maxrss.
+REAPER = ("import os, sys\npid = os.fork()\nif pid == 0:\n    os.execv(sys.argv[2], sys.argv[2:])\n"
+          "_, st, ru = os.wait4(pid, 0)\nopen(sys.argv[1], 'w').write(str(ru.ru_maxrss))\n"
+          "sys.exit(os.waitstatus_to_exitcode(st))\n")
+
+
+def peak_rss(cmd: list[str], expect: int) -> float:
+    """Peak RSS of cmd in MiB, its output discarded."""
+    with tempfile.NamedTemporaryFile("r") as out:
+        p = subprocess.run([sys.executable, "-S", "-c", REAPER, out.name, shutil.which(cmd[0]) or cmd[0], *cmd[1:]],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+        if p.returncode != expect:
+            raise RuntimeError(f"{' '.join(cmd)}: status {p.returncode}\n{p.stderr.decode(errors='replace')[-2000:]}")
+        return int(out.read()) / 1024
 
 
 # --- f. Linux ------------------------------------------------------------------------------------------------
 
-def bench_linux(machine: str) -> None:
+def bench_linux(machine: str, given: str | None) -> None:
     """One boot per VMM of Debian's kernel (ELF vmlinux, PVH for QEMU) to the line `Linux version`."""
     sys.path.insert(0, str(ROOT / "examples"))
     from boot_debian_kernel import KERNEL_WORDS, fetch_bzimage, vmlinux_from_bzimage
     with tempfile.TemporaryDirectory() as tmp:
-        vmlinux = Path(tmp) / "vmlinux"
-        vmlinux.write_bytes(vmlinux_from_bzimage(Path(fetch_bzimage(tmp)).read_bytes()))
+        vmlinux = Path(given or Path(tmp) / "vmlinux")
+        if not given:
+            vmlinux.write_bytes(vmlinux_from_bzimage(Path(fetch_bzimage(tmp)).read_bytes()))
         words = KERNEL_WORDS + " earlyprintk=ttyS0"
         cells = {"pyvmm --kernel vmlinux": [*pyvmm_cmd(str(vmlinux), "1G"), "--cmdline", words],
                  f"qemu -M {machine} -kernel vmlinux": [*qemu_cmd(str(vmlinux), machine, "1G"), "-append", words]}
@@ -258,6 +302,8 @@ def main() -> None:
     ap.add_argument("--machines", default="microvm,pc", help="QEMU machines for start-up; the first is the "
                                                              "baseline elsewhere")
     ap.add_argument("--linux", action="store_true", help="also time Debian's kernel to `Linux version` (slow)")
+    ap.add_argument("--vmlinux", metavar="FILE", help="with --linux: this ELF vmlinux instead of fetching Debian's "
+                                                      "with apt-get download")
     a = ap.parse_args()
     if shutil.which(QEMU) is None:
         sys.exit(f"{QEMU} not found (apt-get install qemu-system-x86)")
@@ -278,7 +324,7 @@ def main() -> None:
         if "memory" in only:
             bench_memory(g, a.runs, machines[0])
     if a.linux:
-        bench_linux(machines[0])
+        bench_linux(machines[0], a.vmlinux)
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
 
 
