@@ -226,6 +226,27 @@ def __getattr__(name: str):
         return value
 
 
+def page_data_maker():
+    """A function that makes PageData(gpa, compatibility_mask, flags, data_type, data, file_offset) the way the
+    reader's hot loop needs it: the same object, its slots filled directly. The frozen __init__ calls
+    object.__setattr__ once per field, which is a third of the time to read a file of 4 KiB pages."""
+    cls = __getattr__("PageData")
+    s_gpa, s_mask, s_flags, s_type, s_data, s_off = (cls.__dict__[n].__set__ for n in (
+        "gpa", "compatibility_mask", "flags", "data_type", "data", "file_offset"))
+    new = object.__new__
+
+    def make(gpa: int, mask: int, flags: int, data_type: int, data: Data | None, file_offset: int):
+        d = new(cls)
+        s_gpa(d, gpa)
+        s_mask(d, mask)
+        s_flags(d, flags)
+        s_type(d, data_type)
+        s_data(d, data)
+        s_off(d, file_offset)
+        return d
+    return make
+
+
 class _Unmade:
     """Stands in for a model class nobody has used yet: nothing is an instance of it."""
 

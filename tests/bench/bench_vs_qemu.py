@@ -309,8 +309,9 @@ def main() -> None:
         sys.exit(f"{QEMU} not found (apt-get install qemu-system-x86)")
     machines = a.machines.split(",")
     only = set(a.only.split(",")) if a.only else set()
-    print(f"python {sys.version.split()[0]}, {subprocess.run([QEMU, '--version'], capture_output=True, text=True).stdout.splitlines()[0]}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    qemu_version = subprocess.run([QEMU, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    print(f"python {sys.version.split()[0]}, {qemu_version}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f}")
     subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(ROOT / d) for d in ("kvm", "loaders", "chipset",
                                                                                      "vmm"))], check=True)
     with tempfile.TemporaryDirectory() as tmp:
