@@ -10,6 +10,7 @@ from typing import Callable, Protocol
 
 PORT_COUNT = 0x10000
 _ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
+_FF = {n: b"\xff" * n for n in (1, 2, 4)}   # what a read of an unclaimed port returns, prebuilt
 
 
 class PortDevice(Protocol):
@@ -69,14 +70,21 @@ class PortBus:
         """
         entry = self._table[port]
         if entry is None:
-            self._unknown(port, is_write, size)
-            if not is_write:
-                data[:] = b"\xff" * len(data)
+            if port not in self._seen:
+                self._unknown(port, is_write, size)
+            if is_write:
+                return
+            if count == 1 and size == 1:
+                data[0] = 0xFF
+            else:
+                data[:] = _FF.get(len(data)) or b"\xff" * len(data)
             return
         dev, off = entry
-        if count == 1:
+        if count == 1:                      # the common case; a one-byte access needs no int<->bytes conversion
             if is_write:
-                dev.io_write(off, size, int.from_bytes(data, "little"))
+                dev.io_write(off, size, data[0] if size == 1 else int.from_bytes(data, "little"))
+            elif size == 1:
+                data[0] = dev.io_read(off, 1) & 0xFF
             else:
                 data[:] = (dev.io_read(off, size) & _ONES[size]).to_bytes(size, "little")
             return

@@ -5,12 +5,17 @@ Nothing here touches KVM; a plan can be printed, compared in a test, or applied 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 SEGMENT_REGISTERS = ("cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt")
 GPR_NAMES = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
              "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags")
+
+
+def _sha256(data: bytes):
+    """hashlib only when a plan is printed (a launch never does)."""
+    import hashlib
+    return hashlib.sha256(data)
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ class ParameterRequest:
 
     def describe(self) -> str:
         where = f"{self.gpa:#012x}-{self.end:#012x}" if self.gpa is not None else "(never inserted)"
-        digest = f"sha256:{hashlib.sha256(self.data).hexdigest()[:16]}" if self.data is not None else "(unfilled)"
+        digest = f"sha256:{_sha256(self.data).hexdigest()[:16]}" if self.data is not None else "(unfilled)"
         uses = ", ".join(f"{u}@{o:#x}" for u, o in self.usages) or "no usages"
         return f"param {where} {self.size:#x} {digest} area {self.index}: {uses}"
 
@@ -158,7 +163,7 @@ class LoadPlan:
         """Deterministic text of the plan: one line per range (with a hash of its bytes), then registers."""
         items: list[tuple[int, int, str]] = []
         for w in self.writes:
-            digest = hashlib.sha256(w.data if w.digest_data is None else w.digest_data).hexdigest()[:16]
+            digest = _sha256(w.data if w.digest_data is None else w.digest_data).hexdigest()[:16]
             items.append((w.gpa, 0, f"write {w.gpa:#012x}-{w.end:#012x} {len(w.data):#x} sha256:{digest} {w.what}".rstrip()))
         for z in self.zeros:
             items.append((z.gpa, 1, f"zero  {z.gpa:#012x}-{z.end:#012x} {z.size:#x} {z.what}".rstrip()))

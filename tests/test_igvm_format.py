@@ -6,7 +6,7 @@ import struct
 import pytest
 
 from loaders.errors import IgvmError
-from loaders.igvm import HeaderType, Platform, read_igvm, write_igvm
+from loaders.igvm import HeaderType, IgvmFile, PageData, Platform, SupportedPlatform, read_igvm, write_igvm
 from loaders.igvm import structs
 from loaders.igvm.vpcontext import native_context_to_state, parse_native_context, parse_vbs_context, vbs_to_state
 from tests.igvm_samples import multi_platform, patch, vector_a, vector_b, with_area_initial_data
@@ -173,3 +173,23 @@ def test_parameter_rules():
     for words, directives in cases.items():
         with pytest.raises(IgvmError, match=words):
             read_igvm(write_igvm(IgvmFile(1, plat, directives=directives)))
+
+
+# Two pages: the second PAGE_DATA follows a directive, so the reader's fast path for page runs reads it.
+TWO_PAGES = write_igvm(IgvmFile(1, (SupportedPlatform(1, 0, Platform.NATIVE),), directives=(
+    PageData(0x1000, 1, data=b"\xeb\xfe" + bytes(4094)), PageData(0x2000, 1, data=b"\x90" * 4096))))
+
+
+@pytest.mark.parametrize("at,value,words", [
+    (0x58, struct.pack("<Q", 0x2001), "not 0x1000-aligned"),
+    (0x60, struct.pack("<I", 2), "names platforms the file does not declare"),
+    (0x60, struct.pack("<I", 0), "applies to no platform"),
+    (0x64, struct.pack("<I", 0x10), "before the file data section"),
+    (0x64, struct.pack("<I", len(TWO_PAGES) - 0x800), "past the end"),
+    (0x6C, struct.pack("<H", 4), "page data type 4"),
+    (0x6E, struct.pack("<H", 1), "reserved field"),
+])
+def test_a_bad_page_in_a_run_of_pages_names_its_header_and_rule(at, value, words):
+    assert read_igvm(TWO_PAGES).directives[1] == PageData(0x2000, 1, data=b"\x90" * 4096)
+    with pytest.raises(IgvmError, match=rf"header #2 \(PAGE_DATA\) at file offset 0x50: .*{words}"):
+        read_igvm(patch(TWO_PAGES, at, value))

@@ -144,3 +144,21 @@ def test_bad_kernel_file_is_one_line(tmp_path, kvm_ok):
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "32-bit-only" in p.stderr
     p = _run("igvm", "build-linux", "--kernel", str(bad), "-o", str(tmp_path / "o"))
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "32-bit-only" in p.stderr
+
+
+@pytest.mark.usefixtures("kvm_ok", "toolchain_ok")
+def test_the_benchmark_guest_elf_boots_with_kernel(tmp_path):
+    """tests/guests/pvh_bench.S, the ELF both VMMs boot in tests/bench/bench_vs_qemu.py: --kernel enters it at its
+    64-bit ELF entry, its PVH note is the one QEMU uses, and every workload ends with the debug exit (status 1)."""
+    from tests.guests.build import build
+    elf = lambda **d: build("pvh_bench.S", elf=True, ld_flags=("-n",), defines=d)  # noqa: E731
+    hello = elf(WORK=0)
+    k = parse_kernel(hello)
+    assert k.pvh_entry is not None and k.pvh_entry < k.entry and k.segments[0].gpa == 0x100000
+    for name, image, out in (("hello", hello, "Hello from the benchmark guest\n"),
+                             ("outs", elf(WORK=1, COUNT=1000, PORT=0x3F8), "." * 1000),
+                             ("ins", elf(WORK=2, COUNT=100, PORT=0x3000), "")):
+        path = tmp_path / name
+        path.write_bytes(image)
+        p = _run("--kernel", str(path), "-m", "64M")
+        assert (p.returncode, p.stdout) == (1, out), (name, p.returncode, p.stderr[-500:])

@@ -1,5 +1,8 @@
 """Guest RAM: the layout around the MMIO hole, and bounds checks that never let an access reach host memory."""
 
+import mmap
+import os
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -24,6 +27,30 @@ def test_read_write_zero_and_view():
         assert m.read(0x1000, 5) == bytes(5)
         m.write((4 << 20) - 3, b"end")
         assert m.read((4 << 20) - 3, 3) == b"end"
+
+
+def _rss_kib() -> int:
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0])
+
+
+def test_a_mapped_file_is_copied_whole_and_its_pages_dropped(tmp_path):
+    """read_file(map_big=True) maps a big file; writing a slice of it copies every byte (unaligned ends too) and
+    leaves the file's pages out of this process's resident memory."""
+    from vmm.files import read_file
+    data = os.urandom(12 << 20)
+    path = tmp_path / "big"
+    path.write_bytes(data)
+    mapped = read_file(str(path), map_big=True)
+    assert isinstance(mapped, mmap.mmap) and isinstance(read_file(str(path)), bytes)
+    view = memoryview(mapped)
+    with GuestMemory(32 << 20) as m:
+        before = _rss_kib()
+        m.write(0x100003, view[5:(12 << 20) - 7])
+        grown = _rss_kib() - before
+        assert m.read(0x100003, (12 << 20) - 12) == data[5:-7]
+    assert grown < (12 << 10) + (6 << 10), grown          # guest RAM (12 MiB) + at most a chunk, not 24 MiB
+    view.release()
+    mapped.close()
 
 
 def test_accesses_outside_ram_raise_and_write_nothing():

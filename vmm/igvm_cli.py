@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Callable, NoReturn
 
+from .files import linux_igvm_from_files, read_file
+
 EXIT_BAD_INPUT = 2
 
 
@@ -14,16 +16,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         from .cli import UsageError
         raise UsageError(f"{message} (see 'pyvmm igvm --help')")
-
-
-def read_file(path: str) -> bytes:
-    """The file's bytes, or a one-line error naming it."""
-    from .cli import UsageError
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from None
 
 
 def write_output(path: str, data: bytes) -> None:
@@ -35,18 +27,6 @@ def write_output(path: str, data: bytes) -> None:
     except OSError as e:
         raise UsageError(f"cannot write {path}: {e.strerror}") from None
     print(f"wrote {path}: {len(data):,} bytes")
-
-
-def linux_igvm_from_files(kernel: str, initrd: str | None, cmdline: str) -> bytes:
-    """build-linux's file from paths (shared by `igvm build-linux` and `pyvmm --kernel`); errors name the kernel."""
-    from loaders.errors import LoadError
-    from loaders.linux.igvm import build_linux_igvm
-    data = read_file(kernel)
-    initrd_data = read_file(initrd) if initrd else b""
-    try:
-        return build_linux_igvm(data, initrd_data, cmdline)
-    except LoadError as e:
-        raise LoadError(f"{kernel}: {e}") from None
 
 
 def cmd_dump(args: argparse.Namespace) -> int:

@@ -75,9 +75,9 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
     from loaders.igvm.parameters import fill_parameters
 
     from .host import host_info
-    from .igvm_cli import read_file
+    from .files import read_file
     if raw is None:
-        raw = read_file(spec.path)
+        raw = read_file(spec.path, map_big=True)
     try:
         f = read_igvm(raw)
         chosen = choose_platform(f, platform)

@@ -21,7 +21,7 @@ from chipset.fw_cfg import FW_CFG_BASE, FW_CFG_PORTS, FwCfg, FwCfgItems
 from chipset.i8042 import I8042
 from chipset.uart16550 import Uart16550
 from kvm import Kvm, KvmError, Vcpu, install_kick_handler
-from kvm.ioctl import get_errno, raw_ioctl
+from kvm.ioctl import run_ioctl, thread_errno
 from kvm.uapi import (COALESCED_ENTRY_SIZE, COALESCED_RING_HEADER, IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER,
                       IRQCHIP_PIC_SLAVE, Cap, ExitReason, Ioctl, MpState, SystemEvent)
 from loaders.elf_symbols import Symbols
@@ -148,6 +148,7 @@ class Machine:
             self._ring_first = ctypes.c_uint32.from_address(base)
             self._ring_last = ctypes.c_uint32.from_address(base + 4)
             self._ring_data = vm.vcpus[0].page.view[ring_page * 4096:(ring_page + 1) * 4096]
+            self._ring_page = ring_page
             self._ring_max = (4096 - COALESCED_RING_HEADER) // COALESCED_ENTRY_SIZE
 
     def _add_platform_devices(self) -> None:
@@ -260,6 +261,13 @@ class Machine:
             self.config.log(f"pyvmm: trace: exits to the VMM per vCPU: {self.exit_counts}")
         return self._result
 
+    def _ring_header(self) -> memoryview | None:
+        """The coalesced ring's first and last indices as a two-item u32 view (vCPU 0's mapping holds the ring)."""
+        if self._ring_first is None:
+            return None
+        start = self._ring_page * 4096
+        return self.vm.vcpus[0].page.view[start:start + 8].cast("I")
+
     def drain_serial(self) -> None:
         """Hand the UART every THR byte KVM buffered in the coalesced ring, in order."""
         first_v = self._ring_first
@@ -291,53 +299,55 @@ class Machine:
     def _vcpu_loop(self, vcpu: Vcpu) -> None:
         """The hot path: KVM_RUN, drain the serial ring, dispatch port I/O; everything else goes to _exit()."""
         vcpu.attach_thread()
-        a = vcpu.run_addr
-        immediate = ctypes.c_uint8.from_address(a + 1)
-        exit_reason = ctypes.c_uint32.from_address(a + 8)
-        io_dir = ctypes.c_uint8.from_address(a + 32)
-        io_size = ctypes.c_uint8.from_address(a + 33)
-        io_port = ctypes.c_uint16.from_address(a + 34)
-        io_count = ctypes.c_uint32.from_address(a + 36)
-        io_off = ctypes.c_uint64.from_address(a + 40)
+        # kvm_run read through typed views of its page (an index is cheaper than a ctypes .value): exit_reason is
+        # u32 #2; the io exit is direction (byte 32), size (byte 33), port (u16 #17), count (u32 #9), data_offset
+        # (u64 #5). They are locals, so they are released when the loop ends, before the page is unmapped.
         page = vcpu.page.view
         page_len = len(page)
+        u16, u32, u64 = page.cast("H"), page.cast("I"), page.cast("Q")
         single = {(4096 << 3) | n: page[4096:4096 + n] for n in (1, 2, 4)}
-        fd, run, RUN = vcpu.fd, raw_ioctl, Ioctl.RUN
+        fd, run, RUN = vcpu.fd, run_ioctl, int(Ioctl.RUN)   # plain ints: run_ioctl has no argtypes
+        errno_now = thread_errno()          # this vCPU thread's errno, read after a KVM_RUN that failed
         pio = self.bus.pio
         stopping = self._stop.is_set
-        ring_first, ring_last = self._ring_first, self._ring_last
+        ring = self._ring_header()          # the coalesced ring's (first, last), or None
         drain = self.drain_serial
         IO = ExitReason.IO.value
         index, want_sample, samples = vcpu.index, self._want_sample, self.rip_samples[vcpu.index]
         exits = 0
         try:
-            while not stopping():
+            # The stop flag is read only when KVM_RUN was interrupted: request_stop() sets it before it kicks every
+            # vCPU, and a kick sets immediate_exit first, so a stopped vCPU's next KVM_RUN always fails with EINTR.
+            while True:
                 if run(fd, RUN, 0) < 0:
-                    err = get_errno()
+                    err = errno_now[0]
                     if err not in (errno.EINTR, errno.EAGAIN):
                         raise KvmError("KVM_RUN", err)
-                    immediate.value = 0
+                    page[1] = 0             # immediate_exit
+                    if stopping():
+                        break
                     if want_sample[index]:
                         want_sample[index] = False
                         samples.append(vcpu.get_regs().rip)
                     continue
                 exits += 1
-                if ring_first is not None and ring_first.value != ring_last.value:
+                if ring is not None and ring[0] != ring[1]:
                     drain()
-                if exit_reason.value == IO:
-                    size = io_size.value
-                    count = io_count.value
-                    off = io_off.value
+                if u32[2] == IO:
+                    size = page[33]
+                    count = u32[9]
+                    off = u64[5]
                     view = single.get((off << 3) | size) if count == 1 else None
                     if view is None:
                         end = off + size * count
                         if end > page_len:
                             raise KvmError("KVM_RUN", errno.EFAULT, f"I/O data {off:#x}+{size * count} past kvm_run")
                         view = page[off:end]
-                    pio(io_port.value, size, count, io_dir.value, view)
-                elif self._exit(vcpu, exit_reason.value):
+                    pio(u16[17], size, count, page[32], view)
+                elif self._exit(vcpu, u32[2]):
                     break
         finally:
+            del ring
             vcpu.detach_thread()
             self.exit_counts[vcpu.index] = exits
 

@@ -6,6 +6,8 @@ GuestMemoryError instead of touching host memory.
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 from dataclasses import dataclass
 
 from kvm.mman import HostMapping
@@ -13,6 +15,24 @@ from kvm.mman import HostMapping
 GiB = 1 << 30
 MMIO_HOLE_START = 3 * GiB
 MMIO_HOLE_END = 4 * GiB
+
+
+PAGE = mmap.PAGESIZE
+DROP_CHUNK = 4 << 20     # bytes copied from a mapped file before its pages are dropped from this process
+
+
+def _file_mapping(data: object) -> tuple[mmap.mmap, int] | None:
+    """(the file mapping, offset) when data is a memoryview into a writable private mmap (vmm.files.read_file)."""
+    obj = getattr(data, "obj", None)
+    if not isinstance(obj, mmap.mmap) or not len(data):
+        return None
+    try:
+        base = ctypes.c_char.from_buffer(obj)
+        return obj, ctypes.addressof(ctypes.c_char.from_buffer(data)) - ctypes.addressof(base)
+    except TypeError:                       # a read-only mapping: copied like any buffer
+        return None
+    finally:
+        base = None
 
 
 class GuestMemoryError(ValueError):
@@ -83,7 +103,18 @@ class GuestMemory:
     def write(self, gpa: int, data: bytes | bytearray | memoryview) -> None:
         n = len(data)
         r, off = self._find(gpa, n)
-        r.mapping.view[off:off + n] = data
+        dst = r.mapping.view
+        source = _file_mapping(data)
+        if source is None:
+            dst[off:off + n] = data
+            return
+        mapping, start = source             # a slice of a mapped file: copy it in chunks, unmapping behind
+        for i in range(0, n, DROP_CHUNK):
+            j = min(n, i + DROP_CHUNK)
+            dst[off + i:off + j] = data[i:j]
+            lo, hi = -(-(start + i) // PAGE) * PAGE, (start + j) // PAGE * PAGE
+            if hi > lo:
+                mapping.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
     def zero(self, gpa: int, size: int) -> None:
         r, off = self._find(gpa, size)

@@ -77,7 +77,7 @@ def make_source(args: argparse.Namespace, memory: int, cpus: int):
     """The plan factory for the boot source named on the command line; UsageError/LoadError for bad input."""
     from .igvm_source import IgvmSpec, check_relocation, parse_igvm_spec, prepare_igvm
     if args.kernel:
-        from .igvm_cli import linux_igvm_from_files
+        from .files import linux_igvm_from_files
         raw = linux_igvm_from_files(args.kernel, args.initrd, args.cmdline or "")
         prepared = prepare_igvm(IgvmSpec(args.kernel, "linux"), memory, cpus, None, None, raw=raw)
         plan = prepared.plan

@@ -1,10 +1,15 @@
-"""ACPI tables built from plain machine parameters (no KVM): MADT, SRAT, SLIT, PPTT, and a parser for them."""
+"""ACPI tables built from plain machine parameters (no KVM): MADT, SRAT, SLIT, PPTT, and a parser for them.
 
-from .tables import (IOAPIC_ADDR, LAPIC_ADDR, AcpiHeaderIds, build_dsdt, build_facs, build_fadt, build_madt,
-                     build_pptt, build_rsdp, build_rsdp_v1, build_rsdt, build_slit, build_srat, build_xsdt,
-                     checksum_ok, finish_table)
-from .parse import AcpiTable, parse_table
+Names are imported lazily (PEP 562): a launch builds tables and never needs the parser.
+"""
 
-__all__ = ["IOAPIC_ADDR", "LAPIC_ADDR", "AcpiHeaderIds", "AcpiTable", "build_dsdt", "build_facs", "build_fadt",
-           "build_madt", "build_pptt", "build_rsdp", "build_rsdp_v1", "build_rsdt", "build_slit", "build_srat",
-           "build_xsdt", "checksum_ok", "finish_table", "parse_table"]
+from ..lazy import lazy_getattr
+
+_WHERE = {
+    **{n: "tables" for n in ("IOAPIC_ADDR", "LAPIC_ADDR", "AcpiHeaderIds", "build_dsdt", "build_facs", "build_fadt",
+                             "build_madt", "build_pptt", "build_rsdp", "build_rsdp_v1", "build_rsdt", "build_slit",
+                             "build_srat", "build_xsdt", "checksum_ok", "finish_table")},
+    "AcpiTable": "parse", "parse_table": "parse",
+}
+__all__ = sorted(_WHERE)
+__getattr__ = lazy_getattr(__name__, _WHERE, globals())

@@ -4,7 +4,7 @@ Names are imported lazily (PEP 562) so the launch path, which only reads, does n
 builder at start-up.
 """
 
-from importlib import import_module
+from ..lazy import lazy_getattr
 
 _WHERE = {
     "IgvmBuilder": "builder", "read_igvm": "reader", "write_igvm": "writer",
@@ -16,12 +16,4 @@ _WHERE = {
                             "VbsMeasurement", "VpContext")},
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module 'loaders.igvm' has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{where}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _WHERE, globals())

@@ -24,8 +24,7 @@ class IgvmBuilder:
         return mask
 
     def add(self, header) -> None:
-        if isinstance(header, (m.GuestPolicy, m.RelocatableRegion, m.PageTableRelocation, m.CorimDocument,
-                               m.CorimSignature, m.CcaPolicy)):
+        if m.is_a(header, *m.INITIALIZATIONS):
             self.initializations.append(header)
         else:
             self.directives.append(header)

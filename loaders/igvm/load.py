@@ -108,7 +108,7 @@ def igvm_plan(f: m.IgvmFile, platform: m.SupportedPlatform) -> LoadPlan:
     bit = platform.compatibility_mask
     first_directive = len(f.platforms) + len(f.initializations)
     for i, h in enumerate(f.initializations):
-        if h.compatibility_mask & bit and isinstance(h, (m.RelocatableRegion, m.PageTableRelocation)):
+        if h.compatibility_mask & bit and m.is_a(h, "RelocatableRegion", "PageTableRelocation"):
             raise LoadError(f"header #{len(f.platforms) + i} ({h.kind.name}): relocation is not supported yet; "
                             "pyvmm loads images at the addresses in the file")
     plan = LoadPlan()
@@ -116,12 +116,16 @@ def igvm_plan(f: m.IgvmFile, platform: m.SupportedPlatform) -> LoadPlan:
     areas: dict[int, ParameterRequest] = {}
     vbs_skipped: set[int] = set()
     native = platform.platform_type == Platform.NATIVE
+    # The directive classes for isinstance, bound once; a class no header of the file used stays unmade.
+    PageData, ParameterArea, ParameterUsage, ParameterInsert, RequiredMemory, ErrorRange, VpContext = map(
+        m.made, ("PageData", "ParameterArea", "ParameterUsage", "ParameterInsert", "RequiredMemory", "ErrorRange",
+                 "VpContext"))
     for i, d in enumerate(f.directives):
         n = first_directive + i
         mask = getattr(d, "compatibility_mask", None)
         if mask is not None and not mask & bit:
             continue
-        if isinstance(d, m.PageData):
+        if isinstance(d, PageData):
             if d.data_type != PageDataType.NORMAL:
                 raise LoadError(f"header #{n} (PAGE_DATA at {d.gpa:#x}): {PageDataType(d.data_type).name} pages "
                                 "only mean something on SEV-SNP; a non-isolated VM cannot provide them")
@@ -131,29 +135,29 @@ def igvm_plan(f: m.IgvmFile, platform: m.SupportedPlatform) -> LoadPlan:
             else:
                 runs.flush_zero()
                 runs.data(d.gpa, d.data, d.file_offset, n)
-        elif isinstance(d, m.ParameterArea):
+        elif isinstance(d, ParameterArea):
             areas[d.parameter_area_index] = ParameterRequest(d.parameter_area_index, d.number_of_bytes,
                                                              d.initial_data, what=f"parameter area "
                                                              f"{d.parameter_area_index} (header #{n})")
-        elif isinstance(d, m.ParameterUsage):
+        elif isinstance(d, ParameterUsage):
             if d.kind == HeaderType.DEVICE_TREE:
                 raise LoadError(f"header #{n}: the file asks for a DEVICE_TREE parameter, which pyvmm does not "
                                 "provide (it describes OpenHCL partitions); use the MEMORY_MAP/MADT/SRAT usages")
             areas[d.parameter_area_index].usages.append((d.kind.name, d.byte_offset))
-        elif isinstance(d, m.ParameterInsert):
+        elif isinstance(d, ParameterInsert):
             runs.flush()
             req = areas[d.parameter_area_index]
             req.gpa = d.gpa
             req.what = f"parameter area {req.index} (inserted by header #{n})"
             plan.parameters.append(req)
-        elif isinstance(d, m.RequiredMemory):
+        elif isinstance(d, RequiredMemory):
             plan.required_memory.append((d.gpa, d.number_of_bytes))
-        elif isinstance(d, m.ErrorRange):
+        elif isinstance(d, ErrorRange):
             if not d.gpa or not d.size_bytes:
                 raise LoadError(f"header #{n} (ERROR_RANGE): GPA and size must be non-zero")
             runs.flush()
             plan.zeros.append(ZeroRange(d.gpa, d.size_bytes, f"error range (header #{n})"))
-        elif isinstance(d, m.VpContext):
+        elif isinstance(d, VpContext):
             _vp_context(plan, d, n, native, vbs_skipped)
         # SNP_ID_BLOCK and VBS_MEASUREMENT describe attestation; nothing to do without isolation.
     runs.flush()

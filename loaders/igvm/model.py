@@ -1,5 +1,8 @@
 """The parsed IGVM file: one frozen dataclass per header kind; data fields are memoryviews into the file.
 
+Each class becomes a (frozen, slotted) dataclass on its first use, through the module's __getattr__ (PEP 562):
+making a dataclass costs about 1 ms here, and a launch reads only the few header kinds its file holds.
+
 Equality compares contents (a memoryview equals bytes with the same contents), which is what the
 writer's round-trip property `read(write(f)) == f` needs: file offsets are the writer's business
 and are not part of the model.
@@ -7,6 +10,7 @@ and are not part of the model.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -16,7 +20,6 @@ Data = Union[bytes, bytearray, memoryview]
 
 
 # --- platform and initialization ----------------------------------------------------------
-@dataclass(frozen=True, slots=True)
 class SupportedPlatform:
     compatibility_mask: int
     highest_vtl: int
@@ -26,14 +29,12 @@ class SupportedPlatform:
     kind = HeaderType.SUPPORTED_PLATFORM
 
 
-@dataclass(frozen=True, slots=True)
 class GuestPolicy:
     policy: int
     compatibility_mask: int
     kind = HeaderType.GUEST_POLICY
 
 
-@dataclass(frozen=True, slots=True)
 class RelocatableRegion:
     compatibility_mask: int
     vp_index: int
@@ -47,7 +48,6 @@ class RelocatableRegion:
     kind = HeaderType.RELOCATABLE_REGION
 
 
-@dataclass(frozen=True, slots=True)
 class PageTableRelocation:
     compatibility_mask: int
     vp_index: int
@@ -58,21 +58,18 @@ class PageTableRelocation:
     kind = HeaderType.PAGE_TABLE_RELOCATION_REGION
 
 
-@dataclass(frozen=True, slots=True)
 class CorimDocument:
     compatibility_mask: int
     data: Data
     kind = HeaderType.CORIM_DOCUMENT
 
 
-@dataclass(frozen=True, slots=True)
 class CorimSignature:
     compatibility_mask: int
     data: Data
     kind = HeaderType.CORIM_SIGNATURE
 
 
-@dataclass(frozen=True, slots=True)
 class CcaPolicy:
     compatibility_mask: int
     attributes_required_zeroes: int
@@ -83,7 +80,6 @@ class CcaPolicy:
 
 
 # --- directives ---------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
 class ParameterArea:
     number_of_bytes: int
     parameter_area_index: int
@@ -91,7 +87,6 @@ class ParameterArea:
     kind = HeaderType.PARAMETER_AREA
 
 
-@dataclass(frozen=True, slots=True)
 class PageData:
     gpa: int
     compatibility_mask: int
@@ -103,7 +98,6 @@ class PageData:
     kind = HeaderType.PAGE_DATA
 
 
-@dataclass(frozen=True, slots=True)
 class ParameterInsert:
     gpa: int
     compatibility_mask: int
@@ -111,7 +105,6 @@ class ParameterInsert:
     kind = HeaderType.PARAMETER_INSERT
 
 
-@dataclass(frozen=True, slots=True)
 class ParameterUsage:
     """Any of the host-parameter directives (VP count, memory map, command line, MADT, SRAT, ...)."""
     kind: HeaderType
@@ -119,7 +112,6 @@ class ParameterUsage:
     byte_offset: int
 
 
-@dataclass(frozen=True, slots=True)
 class VpContext:
     gpa: int
     compatibility_mask: int
@@ -128,7 +120,6 @@ class VpContext:
     kind = HeaderType.VP_CONTEXT
 
 
-@dataclass(frozen=True, slots=True)
 class RequiredMemory:
     gpa: int
     compatibility_mask: int
@@ -137,7 +128,6 @@ class RequiredMemory:
     kind = HeaderType.REQUIRED_MEMORY
 
 
-@dataclass(frozen=True, slots=True)
 class ErrorRange:
     gpa: int
     compatibility_mask: int
@@ -145,7 +135,6 @@ class ErrorRange:
     kind = HeaderType.ERROR_RANGE
 
 
-@dataclass(frozen=True, slots=True)
 class SnpIdBlock:
     compatibility_mask: int
     author_key_enabled: int
@@ -163,7 +152,6 @@ class SnpIdBlock:
     kind = HeaderType.SNP_ID_BLOCK
 
 
-@dataclass(frozen=True, slots=True)
 class VbsMeasurement:
     compatibility_mask: int
     version: int
@@ -179,12 +167,6 @@ class VbsMeasurement:
     kind = HeaderType.VBS_MEASUREMENT
 
 
-Initialization = Union[GuestPolicy, RelocatableRegion, PageTableRelocation, CorimDocument, CorimSignature, CcaPolicy]
-Directive = Union[ParameterArea, PageData, ParameterInsert, ParameterUsage, VpContext, RequiredMemory, ErrorRange,
-                  SnpIdBlock, VbsMeasurement]
-
-
-@dataclass(frozen=True, slots=True)
 class IgvmFile:
     """An IGVM file as read (or to be written): header sections in file order."""
     version: int
@@ -217,3 +199,68 @@ class IgvmFile:
         if p is None:
             raise KeyError(f"the file declares no {platform_type.name} platform")
         return [h for h in self.initializations if h.compatibility_mask & p.compatibility_mask]
+
+
+# The class names of Initialization and Directive (for is_a).
+INITIALIZATIONS = ("GuestPolicy", "RelocatableRegion", "PageTableRelocation", "CorimDocument", "CorimSignature",
+                    "CcaPolicy")
+DIRECTIVES = ("ParameterArea", "PageData", "ParameterInsert", "ParameterUsage", "VpContext", "RequiredMemory",
+               "ErrorRange", "SnpIdBlock", "VbsMeasurement")
+# The plain classes above, taken out of the module namespace until __getattr__ makes each a dataclass.
+_PENDING = {name: globals().pop(name) for name in ("SupportedPlatform", *INITIALIZATIONS, *DIRECTIVES, "IgvmFile")}
+_UNIONS = {"Initialization": INITIALIZATIONS, "Directive": DIRECTIVES}
+_lock = threading.RLock()
+
+
+def __getattr__(name: str):
+    with _lock:
+        if name in globals():            # another thread made it while this one waited
+            return globals()[name]
+        if name in _PENDING:
+            value = dataclass(frozen=True, slots=True)(_PENDING.pop(name))
+        elif name in _UNIONS:
+            value = Union[tuple(__getattr__(n) for n in _UNIONS[name])]
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()[name] = value
+        return value
+
+
+def page_data_maker():
+    """A function that makes PageData(gpa, compatibility_mask, flags, data_type, data, file_offset) the way the
+    reader's hot loop needs it: the same object, its slots filled directly. The frozen __init__ calls
+    object.__setattr__ once per field, which is a third of the time to read a file of 4 KiB pages."""
+    cls = __getattr__("PageData")
+    s_gpa, s_mask, s_flags, s_type, s_data, s_off = (cls.__dict__[n].__set__ for n in (
+        "gpa", "compatibility_mask", "flags", "data_type", "data", "file_offset"))
+    new = object.__new__
+
+    def make(gpa: int, mask: int, flags: int, data_type: int, data: Data | None, file_offset: int):
+        d = new(cls)
+        s_gpa(d, gpa)
+        s_mask(d, mask)
+        s_flags(d, flags)
+        s_type(d, data_type)
+        s_data(d, data)
+        s_off(d, file_offset)
+        return d
+    return make
+
+
+class _Unmade:
+    """Stands in for a model class nobody has used yet: nothing is an instance of it."""
+
+
+def made(name: str) -> type:
+    """The model class `name` for an isinstance check, without making it: _Unmade while no code has used it
+    (then no instance of it can exist)."""
+    return globals().get(name, _Unmade)
+
+
+def is_a(obj: object, *names: str) -> bool:
+    """isinstance(obj, (model classes named)) without making the classes not yet in use."""
+    return isinstance(obj, tuple(map(made, names)))
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PENDING, *_UNIONS})

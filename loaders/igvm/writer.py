@@ -83,7 +83,7 @@ def _body(h, data: _Data) -> tuple[int, bytes]:
         return k, BODY_LAYOUTS[k].pack(h.compatibility_mask, h.version, h.product_id, h.module_id,
                                        h.security_version, h.policy_flags, h.boot_digest_algo, h.signing_algo,
                                        h.boot_measurement_digest, h.signature, h.public_key)
-    if isinstance(h, m.ParameterUsage):
+    if m.is_a(h, "ParameterUsage"):
         return k, PARAMETER.pack(h.parameter_area_index, h.byte_offset)
     raise IgvmError(f"cannot write header {h!r}")
 

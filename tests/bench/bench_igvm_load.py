@@ -1,9 +1,10 @@
 """IGVM launch costs: loading 64 MiB of page data into a 1 GiB guest, and process start to the first UART byte.
 
 Usage: python tests/bench/bench_igvm_load.py [--runs 5]
-Load: read + validate + plan + fill + check (prepare), then apply into a fresh machine's RAM (load), beside a
+Load: read (map) + validate + plan + fill + check (prepare), then apply into a fresh machine's RAM (load), beside a
 memcpy floor (one 64 MiB slice copy into an anonymous mapping). Peak memory is the process's max RSS growth.
-Start-up: `python -m vmm --igvm hello.igvm` from spawn to the first byte on stdout, and to exit.
+Start-up: `python -m vmm --igvm hello.igvm` from spawn to the first byte on stdout, and to exit (side by side
+with QEMU: tests/bench/bench_vs_qemu.py).
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ def bench_load(path: Path, runs: int) -> None:
              f"p = prepare_igvm(IgvmSpec({str(path)!r}), 1 << 30, 1); m.load(p.plan)\n"
              "print(rss() - r0)")
     peaks = [int(subprocess.check_output([sys.executable, "-c", child])) / 1024 for _ in range(3)]
-    print(f"peak RSS growth for prepare + load: {statistics.median(peaks):.0f} MiB (the 64 MiB file read into "
-          f"memory + 64 MiB of guest RAM written; everything else is overhead)")
+    print(f"peak RSS growth for prepare + load: {fmt(peaks, 1, 'MiB')}: 64 MiB of guest RAM written, so "
+          f"{fmt([p - 64 for p in peaks], 1, 'MiB')} beyond it (the file is mapped, its pages dropped as they "
+          f"are copied)")
 
 
 def bench_startup(path: Path, runs: int) -> None:

@@ -40,9 +40,10 @@ def _compiler_id() -> str:
 
 
 def build(name: str, load_addr: int = 0x100000, code16: bool = False, defines: dict[str, int] | None = None,
-          extra_sources: tuple[str, ...] = (), elf: bool = False) -> bytes:
+          extra_sources: tuple[str, ...] = (), elf: bool = False, ld_flags: tuple[str, ...] = ()) -> bytes:
     """Flat binary of tests/guests/<name> (.S or .c; extra_sources are linked after it) linked at load_addr;
-    with elf=True the linked ELF executable instead (a vmlinux-like image with physical = virtual addresses)."""
+    with elf=True the linked ELF executable instead (a vmlinux-like image with physical = virtual addresses).
+    ld_flags go to the linker (e.g. -n: ELF headers not in a loaded segment)."""
     sources = [HERE / name, *(HERE / s for s in extra_sources)]
     defs = sorted((defines or {}).items())
     flags = ["-nostdlib", "-ffreestanding", "-fno-pic", "-fno-stack-protector", "-fno-asynchronous-unwind-tables",
@@ -54,7 +55,7 @@ def build(name: str, load_addr: int = 0x100000, code16: bool = False, defines: d
         key.update(s.name.encode() + b"\0" + s.read_bytes())
     for h in sorted(HERE.glob("*.h")):
         key.update(h.read_bytes())
-    key.update(repr((load_addr, code16, flags, _compiler_id())).encode())
+    key.update(repr((load_addr, code16, flags, ld_flags, _compiler_id())).encode())
     out = CACHE / f"{Path(name).stem}-{key.hexdigest()[:20]}.{'elf' if elf else 'bin'}"
     if out.exists():
         return out.read_bytes()
@@ -68,7 +69,7 @@ def build(name: str, load_addr: int = 0x100000, code16: bool = False, defines: d
             objs.append(str(o))
         emul = ["-m", "elf_i386"] if code16 else []
         _run(["ld", *emul, "-static", "-nostdlib", "-e", "_start", "-Ttext", hex(load_addr), "--no-warn-rwx-segments",
-              "-o", "guest.elf", *objs], t)
+              *ld_flags, "-o", "guest.elf", *objs], t)
         _run(["objcopy", "-O", "binary", "guest.elf", "guest.bin"], t)
         data = (t / ("guest.elf" if elf else "guest.bin")).read_bytes()
         tmp_out = out.with_suffix(f".{os.getpid()}.tmp")

@@ -1,0 +1,18 @@
+"""PEP 562 lazy names for the loaders packages: a launch imports only the submodules it uses."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any, Callable
+
+
+def lazy_getattr(package: str, where: dict[str, str], namespace: dict[str, Any]) -> Callable[[str], Any]:
+    """A module __getattr__ for `package` that imports each name from its submodule where[name] on first use."""
+    def __getattr__(name: str) -> Any:
+        sub = where.get(name)
+        if sub is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(import_module(f"{package}.{sub}"), name)
+        namespace[name] = value
+        return value
+    return __getattr__
