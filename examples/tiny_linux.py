@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import re
+import selectors
 import shutil
 import statistics
 import subprocess
@@ -179,7 +179,6 @@ def timed_boot(cmd: list[str], timeout: float = 400, after_marker: float = 5) ->
     os.set_blocking(p.stdout.fileno(), False)
     got: dict = {"banner": None, "run_init": None, "marker": None, "exit": None}
     buf = bytearray()
-    import selectors
     sel = selectors.DefaultSelector()
     sel.register(p.stdout, selectors.EVENT_READ)
     deadline = t0 + timeout

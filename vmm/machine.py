@@ -140,15 +140,12 @@ class Machine:
             v.set_fpu(fpu)
             setup_lapic(v)
 
-        self._ring_first = self._ring_last = None
+        self._ring_head = None         # the coalesced ring's (first, last) as a u32 view; None without the ring
         ring_page = kvm.check_extension(Cap.COALESCED_MMIO)
         if ring_page and kvm.check_extension(Cap.COALESCED_PIO):
             vm.register_coalesced(COM1_BASE, 1, pio=True)
-            base = vm.vcpus[0].run_addr + ring_page * 4096
-            self._ring_first = ctypes.c_uint32.from_address(base)
-            self._ring_last = ctypes.c_uint32.from_address(base + 4)
             self._ring_data = vm.vcpus[0].page.view[ring_page * 4096:(ring_page + 1) * 4096]
-            self._ring_page = ring_page
+            self._ring_head = self._ring_data[:8].cast("I")
             self._ring_max = (4096 - COALESCED_RING_HEADER) // COALESCED_ENTRY_SIZE
 
     def _add_platform_devices(self) -> None:
@@ -261,20 +258,13 @@ class Machine:
             self.config.log(f"pyvmm: trace: exits to the VMM per vCPU: {self.exit_counts}")
         return self._result
 
-    def _ring_header(self) -> memoryview | None:
-        """The coalesced ring's first and last indices as a two-item u32 view (vCPU 0's mapping holds the ring)."""
-        if self._ring_first is None:
-            return None
-        start = self._ring_page * 4096
-        return self.vm.vcpus[0].page.view[start:start + 8].cast("I")
-
     def drain_serial(self) -> None:
         """Hand the UART every THR byte KVM buffered in the coalesced ring, in order."""
-        first_v = self._ring_first
-        if first_v is None or first_v.value == self._ring_last.value:
+        head = self._ring_head
+        if head is None or head[0] == head[1]:
             return
         with self._ring_lock:
-            first, last = first_v.value, self._ring_last.value
+            first, last = head[0], head[1]
             if first == last:
                 return
             data = self._ring_data
@@ -285,7 +275,7 @@ class Machine:
             else:
                 chunk = bytes(data[off + first * size:off + self._ring_max * size:size]) + \
                     bytes(data[off:off + last * size:size])
-            first_v.value = last
+            head[0] = last
             self.uart.transmit(chunk)
 
     def _vcpu_thread(self, vcpu: Vcpu) -> None:
@@ -310,7 +300,7 @@ class Machine:
         errno_now = thread_errno()          # this vCPU thread's errno, read after a KVM_RUN that failed
         pio = self.bus.pio
         stopping = self._stop.is_set
-        ring = self._ring_header()          # the coalesced ring's (first, last), or None
+        ring = self._ring_head              # the coalesced ring's (first, last), or None
         drain = self.drain_serial
         IO = ExitReason.IO.value
         index, want_sample, samples = vcpu.index, self._want_sample, self.rip_samples[vcpu.index]
@@ -400,7 +390,9 @@ class Machine:
     # --- teardown -----------------------------------------------------------------------
     def close(self) -> None:
         """Release vCPUs, the VM, guest RAM and (if owned) /dev/kvm, in that order."""
-        self._ring_first = self._ring_last = None
+        if getattr(self, "_ring_head", None) is not None:
+            self._ring_head.release()
+            self._ring_head = None
         if getattr(self, "_ring_data", None) is not None:
             self._ring_data.release()
             self._ring_data = None

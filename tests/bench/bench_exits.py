@@ -52,15 +52,15 @@ def run_floor(image: bytes) -> tuple[float, float, float, int, int]:
         reason = ctypes.c_uint32.from_address(v.run_addr + 8)
         port = ctypes.c_uint16.from_address(v.run_addr + 34)
         IO = ExitReason.IO.value
-        first, last = m._ring_first, m._ring_last   # consume (discard) coalesced bytes, as cheaply as possible
+        head = m._ring_head             # consume (discard) coalesced bytes, as cheaply as possible
         exits = 0
         u0, s0 = _cpu()
         t0 = time.perf_counter()
         while True:
             raw_ioctl(fd, Ioctl.RUN, 0)
             exits += 1
-            if first is not None:
-                first.value = last.value
+            if head is not None:
+                head[0] = head[1]
             if reason.value == IO and port.value == 0xF4:
                 break
         t1 = time.perf_counter()
