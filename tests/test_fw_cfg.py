@@ -20,8 +20,9 @@ from loaders.acpi import build_madt, checksum_ok, parse_table
 from loaders.acpi.table_loader import (LOADER_FILE, RSDP_FILE, TABLES_FILE, Allocate, Zone, build_qemu_acpi,
                                        decode, run_loader)
 from tests.guests.run import fnv1a as fnv
-from vmm.cli import UsageError
-from vmm.fw_cfg import e820_table, fw_cfg_items, linux_boot_items, parse_fw_cfg_option
+from vmm.cli.errors import UsageError
+from vmm.cli.options import parse_fw_cfg_option
+from vmm.fw_cfg import e820_table, fw_cfg_items, linux_boot_items
 from vmm.memory import ram_layout
 
 USER = random.Random(7).randbytes(10_000)

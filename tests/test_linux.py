@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from loaders.errors import LoadError
 from loaders.linux.igvm import build_linux_igvm
 from loaders.linux.kernel import parse_kernel
-from vmm.linux import e820_map
+from loaders.linux.typed import e820_map
 from vmm.memory import ram_layout
 from tests.guests.run import fnv1a as fnv
 from tests.linux_images import BZIMAGE_ENTRY, make_bzimage, probe_bzimage, probe_vmlinux

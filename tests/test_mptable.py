@@ -51,7 +51,7 @@ def test_mp_table_describes_the_machine_like_the_madt(cpus):
 
 def test_type_linux_writes_it_into_the_reserved_low_area(tmp_path, toolchain_ok):
     from tests.linux_images import probe_vmlinux
-    from vmm.igvm_cli import linux_igvm_from_files
+    from vmm.files import linux_igvm_from_files
     from vmm.igvm_source import IgvmSpec, prepare_igvm
     kernel = tmp_path / "vmlinux"
     kernel.write_bytes(probe_vmlinux())

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import struct
 
-from chipset.fw_cfg import MAX_NAME, FwCfgFile, FwCfgItems, Key, directory
+from chipset.fw_cfg import FwCfgFile, FwCfgItems, Key, directory
 from loaders.acpi import build_madt
 from loaders.acpi.table_loader import build_qemu_acpi
 from loaders.errors import LoadError
+from loaders.linux.typed import E820_RAM, E820_RESERVED
 
-from .cli import UsageError
-from .linux import E820_RAM, E820_RESERVED
 from .memory import MMIO_HOLE_START, ram_layout
 
 KVM_RESERVED = (0xFFFBC000, 0x4000)   # pyvmm's KVM identity map + TSS pages (QEMU reserves its own the same way)
@@ -59,65 +58,6 @@ def fw_cfg_items(memory: int, cpus: int, files: tuple[FwCfgFile, ...] = (),
     items = FwCfgItems(keys, base + list(kernel_files) + list(files))
     directory(items.files)                        # duplicates / slots checked now, not when a machine starts
     return items
-
-
-# --- --fw-cfg name=opt/NAME,file=PATH|string=TEXT -------------------------------------------------------------
-def _split_options(text: str) -> list[str]:
-    """QEMU option syntax: commas separate key=value pairs, a doubled comma is a literal one."""
-    parts, cur, i = [], [], 0
-    while i < len(text):
-        if text[i] == ",":
-            if text[i + 1:i + 2] == ",":
-                cur.append(",")
-                i += 2
-                continue
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(text[i])
-        i += 1
-    parts.append("".join(cur))
-    return parts
-
-
-def parse_fw_cfg_option(text: str) -> FwCfgFile:
-    """One --fw-cfg value as a file item; UsageError (one line) for anything QEMU would refuse."""
-    where = f"--fw-cfg {text!r}"
-    values: dict[str, str] = {}
-    for part in _split_options(text):
-        key, eq, value = part.partition("=")
-        if not eq or key not in ("name", "file", "string"):
-            raise UsageError(f"{where}: {part!r} is not name=, file= or string=")
-        if key in values:
-            raise UsageError(f"{where}: {key}= given twice")
-        values[key] = value
-    name = values.get("name", "")
-    if not name:
-        raise UsageError(f"{where}: missing name=opt/NAME")
-    if bool(values.get("file")) == bool(values.get("string")):
-        raise UsageError(f"{where}: give exactly one of file=PATH or string=TEXT")
-    if len(name.encode()) > MAX_NAME:
-        raise UsageError(f"{where}: name is {len(name.encode())} bytes, fw_cfg allows at most {MAX_NAME}")
-    if not name.startswith("opt/") or len(name) == 4:
-        raise UsageError(f"{where}: user fw_cfg names go under opt/ (e.g. name=opt/org.example/config)")
-    if "string" in values:
-        return FwCfgFile(name, values["string"].encode())
-    from .igvm_cli import read_file
-    try:
-        return FwCfgFile(name, read_file(values["file"]))
-    except UsageError as e:
-        raise UsageError(f"{where}: {e}") from None
-
-
-def user_files(options: list[str]) -> tuple[FwCfgFile, ...]:
-    """Every --fw-cfg, duplicate names refused as QEMU does."""
-    files = tuple(parse_fw_cfg_option(o) for o in options)
-    seen: set[str] = set()
-    for f in files:
-        if f.name in seen:
-            raise UsageError(f"--fw-cfg: duplicate fw_cfg file name: {f.name}")
-        seen.add(f.name)
-    return files
 
 
 # --- direct kernel boot (QEMU's x86_load_linux) ---------------------------------------------------------------

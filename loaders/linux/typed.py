@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import struct
 
-from loaders.acpi import build_dsdt, build_fadt, build_rsdp, build_xsdt
-from loaders.errors import LoadError
-from loaders.mptable import MP_FLOATING_GPA, build_mp_table, mp_table_size
-from loaders.linux.igvm import BP_ACPI_RSDP, BP_E820_ENTRIES, BP_E820_TABLE, E820_MAX
-from loaders.plan import LoadPlan, MemoryWrite
+from ..acpi import build_dsdt, build_fadt, build_rsdp, build_xsdt
+from ..errors import LoadError
+from ..igvm.parameters import HostInfo
+from ..mptable import MP_FLOATING_GPA, build_mp_table, mp_table_size
+from ..plan import LoadPlan, MemoryWrite
+from .igvm import BP_ACPI_RSDP, BP_E820_ENTRIES, BP_E820_TABLE, E820_MAX
 
 E820_RAM, E820_RESERVED = 1, 2
 LOW_RESERVED = (0x9FC00, 0x100000)        # EBDA, VGA hole and BIOS area, as on a PC
@@ -49,7 +50,7 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in out]
 
 
-def apply_linux(plan: LoadPlan, host) -> None:
+def apply_linux(plan: LoadPlan, host: HostInfo) -> None:
     """Patch the zero page RSI points at and add the ACPI tables; LoadError if the file is not laid out for it."""
     vp = plan.vps[0]
     zp_gpa = vp.regs.get("rsi", 0)
