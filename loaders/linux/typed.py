@@ -4,16 +4,14 @@ RSDP/XSDT/FADT/DSDT after the boot data, the MADT/SRAT/SLIT/PPTT parameter areas
 
 from __future__ import annotations
 
-import struct
-
 from ..acpi import build_dsdt, build_fadt, build_rsdp, build_xsdt
 from ..errors import LoadError
 from ..igvm.parameters import HostInfo
 from ..mptable import MP_FLOATING_GPA, build_mp_table, mp_table_size
 from ..plan import LoadPlan, MemoryWrite
-from .igvm import BP_ACPI_RSDP, BP_E820_ENTRIES, BP_E820_TABLE, E820_MAX
+from .bootparams import (E820_MAX, E820_RAM, E820_RESERVED, ZERO_PAGE_SIZE, BootParams, E820Entry,
+                         is_bzimage)
 
-E820_RAM, E820_RESERVED = 1, 2
 LOW_RESERVED = (0x9FC00, 0x100000)        # EBDA, VGA hole and BIOS area, as on a PC
 TABLE_ORDER = ("MADT", "SRAT", "SLIT", "PPTT")
 
@@ -60,7 +58,7 @@ def apply_linux(plan: LoadPlan, host: HostInfo) -> None:
     old = plan.writes[index]
     data = bytearray(old.data)
     zp = zp_gpa - old.gpa
-    if struct.unpack_from("<I", data, zp + 0x202)[0] != 0x53726448:
+    if not is_bzimage(memoryview(data)[zp:zp + ZERO_PAGE_SIZE]):
         raise LoadError(f"type=linux: the page at RSI ({zp_gpa:#x}) has no 'HdrS' setup header")
     # ACPI tables go right after the boot data below 1 MiB; the boot data and tables are reserved in e820.
     low = [(a, b) for a, b, _ in plan.ranges() if a < 0x100000]
@@ -92,10 +90,12 @@ def apply_linux(plan: LoadPlan, host: HostInfo) -> None:
     e820 = e820_map(host.ram, reserved)
     if len(e820) > E820_MAX:
         raise LoadError(f"type=linux: {len(e820)} e820 entries, the zero page holds {E820_MAX}")
-    data[zp + BP_E820_ENTRIES] = len(e820)
-    for i, (addr, size, typ) in enumerate(e820):
-        struct.pack_into("<QQI", data, zp + BP_E820_TABLE + 20 * i, addr, size, typ)
-    struct.pack_into("<Q", data, zp + BP_ACPI_RSDP, rsdp_gpa)
+    bp = BootParams.from_buffer(data, zp)
+    bp.e820_entries = len(e820)
+    for i, entry in enumerate(e820):
+        bp.e820_table[i] = E820Entry(*entry)
+    bp.acpi_rsdp_addr = rsdp_gpa
+    del bp                                   # release data's buffer
     plan.writes[index] = MemoryWrite(old.gpa, bytes(data), old.what + " + e820/RSDP (type=linux)")
     plan.writes.append(MemoryWrite(rsdp_gpa, build_rsdp(xsdt_gpa), "ACPI RSDP (type=linux)"))
     plan.writes.append(MemoryWrite(tables_gpa, tables, "ACPI DSDT/FADT/XSDT (type=linux)"))
