@@ -1,7 +1,7 @@
 """The layering rules, checked on the source: every import of every module (inside functions too) is read
 with `ast`, and the suite fails on an import cycle, on kvm/loaders/chipset importing vmm or each other, on
-anything but vmm/__main__.py importing the command line (vmm.cli), and on a PC-layout number kept outside
-vmm/pc_layout.py.
+anything but vmm/__main__.py importing the command line (vmm.cli), and on a PC-layout port or address (whose
+one home is vmm/pc_layout.py) written as a number in chipset/ or loaders/.
 
 The checker is plain functions over a graph {module: {imported module, ...}}, so the synthetic-graph tests
 below prove it fails on the faults it names, independently of today's tree.
@@ -133,6 +133,23 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
     return out
 
 
+def pc_layout_numbers() -> set[int]:
+    """The PC's ports and addresses (vmm/pc_layout.py) that are distinctive as numbers. Ports below 0x100
+    (0x60, 0x80, 0x92, 0xf4) are left out: as literals they are as often bit masks and register values."""
+    import dataclasses
+
+    from vmm.pc_layout import PC
+    names = [f.name for f in dataclasses.fields(PC) if f.name.endswith(("_port", "_addr", "_gpa", "_base"))]
+    values = {getattr(PC, n) for n in names} | {PC.low_reserved[0], PC.low_mmio_end}
+    return {v for v in values if v >= 0x100}
+
+
+def layout_literals(source: str, numbers: set[int]) -> list[tuple[int, int]]:
+    """(line, value) of each integer literal in source that is one of the PC layout's numbers."""
+    return [(n.lineno, n.value) for n in ast.walk(ast.parse(source))
+            if isinstance(n, ast.Constant) and type(n.value) is int and n.value in numbers]
+
+
 @pytest.fixture(scope="module")
 def graph() -> dict[str, set[str]]:
     return project_graph()
@@ -153,6 +170,21 @@ def test_no_import_cycle(graph):
 
 def test_layers_point_down_and_only_main_imports_the_cli(graph):
     assert layer_violations(graph) == []
+
+
+def test_chipset_and_loaders_keep_no_copy_of_the_pc_layout():
+    numbers = pc_layout_numbers()
+    assert {0x3F8, 0x510, 0x400, 0xCF9, 0xFEC00000, 0xFEE00000, 0x9FC00} <= numbers
+    found = {str(p.relative_to(ROOT)): hits for pkg in ("chipset", "loaders") for p in sorted((ROOT / pkg).rglob("*.py"))
+             if (hits := layout_literals(p.read_text(), numbers))}
+    assert found == {}
+
+
+def test_the_literal_check_finds_a_port_number():
+    numbers = pc_layout_numbers()
+    assert layout_literals("COM1 = 0x3F8\ndef f():\n    return bus.register(0x510, 12)\n", numbers) == \
+        [(1, 0x3F8), (3, 0x510)]
+    assert layout_literals("MASK = 0x80\nSIZE = 0x1000\n", numbers) == []
 
 
 def test_the_console_script_is_the_cli():

@@ -14,8 +14,8 @@ from loaders.linux.bootparams import (CAN_USE_HEAP, E820_RAM, E820_RESERVED, SET
                                       XLF_CAN_BE_LOADED_ABOVE_4G, SetupHeader, e820_bytes, is_bzimage)
 
 from .memory import MMIO_HOLE_START, ram_layout
+from .pc_layout import PC
 
-KVM_RESERVED = (0xFFFBC000, 0x4000)   # pyvmm's KVM identity map + TSS pages (QEMU reserves its own the same way)
 HPET_CONFIG_SIZE = 1 + 8 * 15         # struct hpet_fw_config: count, 8 x {u32 id, u64 address, u16 tick, u8 prot}
 BOOT_FAIL_WAIT = 0xFFFFFFFF           # -1: no reboot timeout
 ACPI_DATA_SIZE = 0x20000 + 0x8000     # what QEMU's pc keeps free below the top of low RAM for ACPI
@@ -33,8 +33,9 @@ def _u32(v: int) -> bytes:
 
 
 def e820_table(memory: int) -> bytes:
-    """etc/e820: the RAM ranges (type 1) and the KVM pages (type 2), packed 20-byte {addr, size, type} entries."""
-    entries = [(gpa, size, E820_RAM) for gpa, size in ram_layout(memory)] + [(*KVM_RESERVED, E820_RESERVED)]
+    """etc/e820: the RAM ranges (type 1) and KVM's identity-map and TSS pages (type 2; QEMU reserves its own the
+    same way), packed 20-byte {addr, size, type} entries."""
+    entries = [(gpa, size, E820_RAM) for gpa, size in ram_layout(memory)] + [(*PC.kvm_reserved, E820_RESERVED)]
     return e820_bytes(entries)
 
 
@@ -54,7 +55,7 @@ def fw_cfg_items(memory: int, cpus: int, files: tuple[FwCfgFile, ...] = (),
         Key.HPET: bytes(HPET_CONFIG_SIZE),
     }
     keys.update(kernel_keys or {})
-    acpi = build_qemu_acpi(build_madt(cpus))
+    acpi = build_qemu_acpi(build_madt(cpus, PC), PC)
     base = [FwCfgFile("etc/boot-fail-wait", _u32(BOOT_FAIL_WAIT)), FwCfgFile("etc/e820", e820_table(memory)),
             FwCfgFile("bootorder", b"")] + [FwCfgFile(name, data) for name, data in acpi.items()]
     items = FwCfgItems(keys, base + list(kernel_files) + list(files))

@@ -53,7 +53,8 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
             apply_uefi(plan, chosen.platform_type, host, UEFI_BLOB_MMIO)
         elif spec.type == "linux":
             from loaders.linux.typed import apply_linux
-            apply_linux(plan, host)
+            from .pc_layout import PC
+            apply_linux(plan, host, PC)
     except LoadError as e:
         raise LoadError(f"{spec.path}: {e}") from None
     return PreparedIgvm(spec.path, f, chosen, plan, host)
