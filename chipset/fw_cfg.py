@@ -15,7 +15,6 @@ from typing import Callable
 
 from .ram import GuestRam
 
-FW_CFG_BASE = 0x510
 FW_CFG_PORTS = 12                  # 0x510-0x51b: selector/data, a 2-port gap, the 8 DMA ports (QEMU's _CRS length)
 SIGNATURE = b"QEMU"
 DMA_SIGNATURE = b"QEMU CFG"
@@ -28,7 +27,7 @@ ARCH_LOCAL = 0x8000
 
 
 class Offset(enum.IntEnum):
-    """Port offsets from FW_CFG_BASE."""
+    """Port offsets from the selector port (where the machine registers the device)."""
     SELECTOR = 0
     DATA = 1
     DMA_HIGH = 4
@@ -121,7 +120,7 @@ def directory(files: list[FwCfgFile]) -> tuple[bytes, list[tuple[int, FwCfgFile]
 
 
 class FwCfg:
-    """The port device: registers at FW_CFG_BASE, FW_CFG_PORTS long. Thread-safe (vCPUs may race on it)."""
+    """The port device: FW_CFG_PORTS long, registered where the machine's layout says. Thread-safe (vCPUs may race on it)."""
 
     def __init__(self, memory: GuestRam, items: FwCfgItems, on_error: Callable[[str], None] | None = None) -> None:
         self.memory = memory

@@ -20,9 +20,11 @@ from loaders.acpi import build_madt, checksum_ok, parse_table
 from loaders.acpi.table_loader import (LOADER_FILE, RSDP_FILE, TABLES_FILE, Allocate, Zone, build_qemu_acpi,
                                        decode, run_loader)
 from tests.guests.run import fnv1a as fnv
-from vmm.cli import UsageError
-from vmm.fw_cfg import e820_table, fw_cfg_items, linux_boot_items, parse_fw_cfg_option
+from vmm.cli.errors import UsageError
+from vmm.cli.options import parse_fw_cfg_option
+from vmm.fw_cfg import e820_table, fw_cfg_items, linux_boot_items
 from vmm.memory import ram_layout
+from vmm.pc_layout import PC
 
 USER = random.Random(7).randbytes(10_000)
 
@@ -206,7 +208,7 @@ def test_qemu_keys_and_e820(memory, cpus):
 
 @pytest.mark.parametrize("cpus", [1, 3])
 def test_table_loader_runs_like_firmware(cpus):
-    files = build_qemu_acpi(build_madt(cpus))
+    files = build_qemu_acpi(build_madt(cpus, PC), PC)
     commands = decode(files[LOADER_FILE])
     assert commands[0] == Allocate(TABLES_FILE, 64, Zone.HIGH)
     assert Allocate(RSDP_FILE, 16, Zone.FSEG) in commands

@@ -18,13 +18,14 @@ from loaders.uefi.blob import BlobType, UefiMachine, build_config_blob, flags_fo
 from loaders.uefi.firmware import build_uefi_igvm, sec_entry_offset
 from vmm.api import run_igvm
 from vmm.memory import ram_layout
+from vmm.pc_layout import PC
 from tests.guests.build import build
 from tests.uefi_firmware import CODE_GPA, CODE_OFFSET, synthetic_firmware
 
 
 def _machine(**kw) -> UefiMachine:
     args = dict(cpus=1, ram=[(0, 2 << 30)], entropy=bytes(range(64)), bios_guid=bytes(16),
-                acpi_tables=[build_madt(1), build_srat(1, [(0, 2 << 30)])])
+                acpi_tables=[build_madt(1, PC), build_srat(1, [(0, 2 << 30)])])
     args.update(kw)
     return UefiMachine(**args)
 
@@ -40,7 +41,7 @@ def test_worked_example_of_the_spec():
 @given(st.integers(1, 255), st.integers(1, 1 << 14).map(lambda mib: mib << 20))
 def test_blob_round_trips_through_the_firmware_checks(cpus, memory):
     ram = ram_layout(memory)
-    blob = build_config_blob(_machine(cpus=cpus, ram=ram, acpi_tables=[build_madt(cpus), build_srat(cpus, ram)]))
+    blob = build_config_blob(_machine(cpus=cpus, ram=ram, acpi_tables=[build_madt(cpus, PC), build_srat(cpus, ram)]))
     parsed = parse_config_blob(blob)
     assert [(b, n) for b, n, _ in parsed.memory_map()] == ram
     assert parsed.processor_information()[:2] == (cpus, cpus)

@@ -9,6 +9,7 @@ import enum
 import struct
 from dataclasses import dataclass
 
+from ..pc import PcHardware
 from .tables import build_dsdt, build_facs, build_fadt, build_rsdp_v1, build_rsdt
 
 TABLES_FILE = "etc/acpi/tables"
@@ -133,7 +134,7 @@ def run_loader(script: bytes, files: dict[str, bytes], high: int = 0x100000,
     return placed
 
 
-def build_qemu_acpi(madt: bytes) -> dict[str, bytes]:
+def build_qemu_acpi(madt: bytes, hw: PcHardware) -> dict[str, bytes]:
     """The three fw_cfg files in QEMU's pc form: FACS (64-aligned, first), DSDT, FADT, MADT and an RSDT in one blob
     with table-relative pointers and zero checksums, an RSDP revision 0 in the FSEG, and the script joining them."""
     blob = bytearray()
@@ -150,8 +151,8 @@ def build_qemu_acpi(madt: bytes) -> dict[str, bytes]:
         return offset
 
     facs = add(build_facs(), checksum=False)
-    dsdt = add(build_dsdt())
-    fadt = add(build_fadt(dsdt, facs_gpa=facs), ((FADT_FACS, 4), (FADT_DSDT, 4), (FADT_X_DSDT, 8)))
+    dsdt = add(build_dsdt(hw))
+    fadt = add(build_fadt(dsdt, hw, facs_gpa=facs), ((FADT_FACS, 4), (FADT_DSDT, 4), (FADT_X_DSDT, 8)))
     listed = [fadt, add(madt)]
     rsdt = add(build_rsdt(listed), tuple((36 + 4 * i, 4) for i in range(len(listed))))
     rsdp = bytearray(build_rsdp_v1(rsdt))
