@@ -1,5 +1,5 @@
 """QEMU's fw_cfg on x86 ports (selector 0x510, data 0x511, DMA 0x514/0x518), so firmware and Linux find their
-configuration where they look for it on QEMU. Semantics follow specs/chipset-fwcfg-linux-boot.md 1.1-1.5.
+configuration where they look for it on QEMU. Semantics follow QEMU hw/nvram/fw_cfg.c and docs/specs/fw_cfg.rst.
 
 The item set is plain data handed in; guest memory comes through a GuestRam accessor (chipset.ram), so a
 malformed DMA descriptor can only end in the ERROR bit, never in an exception or a host access.
