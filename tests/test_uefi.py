@@ -184,6 +184,17 @@ def test_guest_walks_the_blob(probe_igvm, cpus, memory):
 
 
 @pytest.mark.usefixtures("kvm_ok")
+@pytest.mark.parametrize("def_type,flags", [(0xC00, "flags=0xd00040c1"), (0, "flags=0xc00040c1")])
+def test_a_file_that_disables_mtrrs_clears_the_flag(toolchain_ok, def_type, flags):
+    """The guest reads the Flags structure: set when the file's VBS context enables MTRRs (igvmfilegen's 0xC00),
+    clear when it writes MTRR_DEF_TYPE with E clear."""
+    raw = pack_flat_image(build("uefi_start.S", extra_sources=("uefi_probe.c",)), platform=Platform.VSM_ISOLATION,
+                          regs={"mtrr_def_type": def_type})
+    out = run_igvm(raw, igvm_type="uefi", memory="256M", timeout=20)
+    assert out.status == 0x21 and flags in out.text.splitlines(), out.text
+
+
+@pytest.mark.usefixtures("kvm_ok")
 def test_r12_set_by_the_file_is_kept(toolchain_ok):
     raw = pack_flat_image(build("uefi_start.S", extra_sources=("uefi_probe.c",)), regs={"r12": 0x5000})
     out = run_igvm(raw, igvm_type="uefi", memory="256M", timeout=20)
