@@ -21,7 +21,8 @@ static int find(const char *name) {
     return -1;
 }
 static u32 dma(u32 control, void *buf, u32 n) { return dma_at(&desc, control, (u64)buf, n); }
-static u32 read_file(int f, u8 *buf) { return dma(DMA_SELECT | DMA_READ | ((u32)files[f].sel << 16), buf, files[f].size); }
+static u32 sel_ctl(int f, u32 op) { return DMA_SELECT | op | ((u32)files[f].sel << 16); }
+static u32 read_file(int f, u8 *buf) { return dma(sel_ctl(f, DMA_READ), buf, files[f].size); }
 static u64 le(const u8 *p, u32 n) { u64 v = 0; while (n--) v = (v << 8) | p[n]; return v; }
 static void put_le(u8 *p, u64 v, u32 n) { while (n--) { *p++ = (u8)v; v >>= 8; } }
 static void line(const char *what, const char *name) { puts_(what); putc_(' '); puts_(name); }
@@ -46,7 +47,9 @@ int main(void) {
         if (cmd == 1) {                                   /* ALLOCATE file[56] align zone */
             int f = find((const char *)c + 4);
             u32 align = rd32(c + 60); u8 zone = c[64];
-            if (f < 0 || zone < 1 || zone > 2 || !align || (align & (align - 1))) { line("bad allocate", (const char *)c + 4); putc_('\n'); continue; }
+            if (f < 0 || zone < 1 || zone > 2 || !align || (align & (align - 1))) {
+                line("bad allocate", (const char *)c + 4); putc_('\n'); continue;
+            }
             u64 at = (cursor[zone] + align - 1) & ~(u64)(align - 1);
             files[f].at = (u8 *)at; cursor[zone] = at + files[f].size;
             u32 ctl = read_file(f, files[f].at);
@@ -54,26 +57,32 @@ int main(void) {
         } else if (cmd == 2) {                            /* ADD_POINTER dest[56] src[56] offset size */
             int d = find((const char *)c + 4), r = find((const char *)c + 60);
             u32 off = rd32(c + 116); u8 size = c[120];
-            if (d < 0 || r < 0 || !files[d].at || !files[r].at || off + size > files[d].size) { puts_("bad add_pointer\n"); continue; }
+            if (d < 0 || r < 0 || !files[d].at || !files[r].at || off + size > files[d].size) {
+                puts_("bad add_pointer\n"); continue;
+            }
             put_le(files[d].at + off, le(files[d].at + off, size) + (u64)files[r].at, size);
         } else if (cmd == 3) {                            /* ADD_CHECKSUM file[56] offset start length */
             int f = find((const char *)c + 4);
             u32 off = rd32(c + 60), start = rd32(c + 64), len = rd32(c + 68);
-            if (f < 0 || !files[f].at || off >= files[f].size || start + len > files[f].size) { puts_("bad add_checksum\n"); continue; }
+            if (f < 0 || !files[f].at || off >= files[f].size || start + len > files[f].size) {
+                puts_("bad add_checksum\n"); continue;
+            }
             files[f].at[off] -= sum8(files[f].at + start, len);
-        } else if (cmd == 4) {                            /* WRITE_POINTER dest[56] src[56] dst_offset src_offset size */
+        } else if (cmd == 4) {                   /* WRITE_POINTER dest[56] src[56] dst_offset src_offset size */
             int d = find((const char *)c + 4), r = find((const char *)c + 60);
             u32 dst_off = rd32(c + 116), src_off = rd32(c + 120); u8 size = c[124];
-            if (d < 0 || r < 0 || !files[r].at || dst_off + size > files[d].size || src_off >= files[r].size) { puts_("bad write_pointer\n"); continue; }
+            if (d < 0 || r < 0 || !files[r].at || dst_off + size > files[d].size || src_off >= files[r].size) {
+                puts_("bad write_pointer\n"); continue;
+            }
             static u64 value;
             value = (u64)files[r].at + src_off;
-            u32 skip = dma(DMA_SELECT | DMA_SKIP | ((u32)files[d].sel << 16), 0, dst_off);
+            u32 skip = dma(sel_ctl(d, DMA_SKIP), 0, dst_off);
             u32 ctl = dma(DMA_WRITE, &value, size);
             line("write_pointer", files[d].name); puts_(" value="); puthex(value);
             puts_(" skip="); puthex(skip); puts_(" control="); puthex(ctl); putc_('\n');
             static u8 back[64];
             u32 n = files[d].size < 64 ? files[d].size : 64;
-            dma(DMA_SELECT | DMA_READ | ((u32)files[d].sel << 16), back, n);
+            dma(sel_ctl(d, DMA_READ), back, n);
             line("readback", files[d].name); puts_(" value="); puthex(le(back + dst_off, size)); putc_('\n');
         }
     }
