@@ -1,4 +1,4 @@
-"""`--igvm type=uefi`: what OpenVMM's typed UEFI launch adds to an IGVM load (openvmm-uefi-and-igvm.md §3.8).
+"""`--igvm type=uefi`: what OpenVMM's typed UEFI launch adds to an IGVM load (OpenVMM PR #3726).
 
 Two generations of UEFI IGVM: a file that puts the IGVM parameter block at 0x709000 gets its parameters filled
 and nothing else; any other file gets the legacy config blob written there after loading. Either way R12 holds
