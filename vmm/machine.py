@@ -78,7 +78,7 @@ class Outcome(enum.Enum):
 @dataclass(frozen=True)
 class RunResult:
     outcome: Outcome
-    status: int                # the process exit status DESIGN.md assigns to this outcome
+    status: int                # the process exit status (vmm/status.py) of this outcome
     message: str = ""
 
 
