@@ -1,4 +1,4 @@
-"""OpenVMM's fixed x86-64 UEFI layout (openvmm-uefi-and-igvm.md §1.1, §1.9): the firmware computes the same
+"""OpenVMM's fixed x86-64 UEFI layout (OpenVMM vm/loader/src/uefi/mod.rs): the firmware computes the same
 addresses, so they are constants, not choices."""
 
 IMAGE_GPA_BASE = 0x100000

@@ -1,8 +1,10 @@
-"""`--igvm type=uefi`: what OpenVMM's typed UEFI launch adds to an IGVM load (openvmm-uefi-and-igvm.md §3.8).
+"""`--igvm type=uefi`: what OpenVMM's typed UEFI launch adds to an IGVM load (OpenVMM PR #3726).
 
 Two generations of UEFI IGVM: a file that puts the IGVM parameter block at 0x709000 gets its parameters filled
 and nothing else; any other file gets the legacy config blob written there after loading. Either way R12 holds
-0x709000 unless the file's VP context sets R12 itself.
+0x709000 unless the file's VP context sets R12 itself. (R12 is the typed launch this project implements; the
+final revision of OpenVMM's typed launch, PR #3726, dropped it: there the firmware finds the blob at its fixed
+address, and OpenVMM's loader sets R12 only for the SNP parameter-block form, vm/loader/src/uefi/mod.rs.)
 """
 
 from __future__ import annotations
@@ -13,10 +15,8 @@ from ..errors import LoadError
 from ..igvm.constants import Platform
 from ..igvm.parameters import HostInfo
 from ..plan import LoadPlan, MemoryWrite
-from .blob import UefiMachine, build_config_blob, volatile_ranges
+from .blob import MSR_MTRR_DEF_TYPE, UefiMachine, build_config_blob, mtrrs_initialized_at_load, volatile_ranges
 from .layout import CONFIG_BLOB_GPA_BASE
-
-MSR_MTRR_DEF_TYPE = 0x2FF
 
 
 def uefi_machine(host: HostInfo, mmio: tuple[tuple[int, int], ...], mtrrs_initialized: bool,
@@ -53,7 +53,7 @@ def apply_uefi(plan: LoadPlan, platform_type: Platform, host: HostInfo, mmio: tu
     form = "parameter block"
     if not has_parameter_block(plan):
         form = "config blob"
-        machine = uefi_machine(host, mmio, MSR_MTRR_DEF_TYPE in plan.vps[0].msrs)
+        machine = uefi_machine(host, mmio, mtrrs_initialized_at_load(plan.vps[0].msrs.get(MSR_MTRR_DEF_TYPE)))
         blob = build_config_blob(machine)
         padded = blob + bytes(-len(blob) % 4096)
         masked = bytearray(padded)
