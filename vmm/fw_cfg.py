@@ -1,4 +1,5 @@
-"""What pyvmm's fw_cfg serves, as QEMU's pc machine fills it (specs/chipset-fwcfg-linux-boot.md 1.3, 1.6, 1.8):
+"""What pyvmm's fw_cfg serves, as QEMU's pc machine fills it (hw/i386/fw_cfg.c,
+hw/i386/x86.c x86_load_linux, docs/specs/fw_cfg.rst):
 the fixed keys, etc/e820, bootorder, etc/boot-fail-wait, ACPI through the table loader, the direct-boot kernel
 items for --kernel, and the user's --fw-cfg files."""
 

@@ -1,4 +1,5 @@
-"""`pyvmm igvm build-linux`: a NATIVE v2 IGVM in igvmfilegen's Linux direct-boot layout (openvmm spec §4.3),
+"""`pyvmm igvm build-linux`: a NATIVE v2 IGVM in igvmfilegen's Linux direct-boot layout (OpenVMM
+vm/loader/igvmfilegen/src/file_loader.rs with vm/loader/src/linux.rs),
 with its known mistakes fixed: RFLAGS is 0x2, cmdline_size is the kernel's own limit, bzImage works too.
 
 GPA layout: zero page 0x1000, GDT 0x2000, identity page tables 0x3000-0x8fff, parameter areas: command line
