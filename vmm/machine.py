@@ -17,7 +17,7 @@ from typing import Callable
 
 from chipset.bus import PortBus
 from chipset.debug_exit import DebugExit
-from chipset.fw_cfg import FW_CFG_BASE, FW_CFG_PORTS, FwCfg, FwCfgItems
+from chipset.fw_cfg import FwCfg, FwCfgItems
 from chipset.i8042 import I8042
 from chipset.uart16550 import Uart16550
 from kvm import Kvm, KvmError, Vcpu, install_kick_handler
@@ -30,13 +30,10 @@ from loaders.plan import LoadPlan
 
 from .cpu_model import CpuModel, apply_cpu_model
 from .memory import GuestMemory
+from .pc_layout import PC
 from .regdump import register_dump
 from .vcpu_setup import BOOT_MSRS, apply_vp_state, cpuid_for_vcpu, setup_lapic
 
-TSS_ADDR = 0xFFFBD000          # three pages in the MMIO hole, as Firecracker and kvmtool
-IDENTITY_MAP_ADDR = 0xFFFBC000
-COM1_BASE, COM1_IRQ = 0x3F8, 4
-DEBUG_EXIT_PORT = 0xF4
 DRAIN_INTERVAL = 0.02          # seconds between drains of the coalesced ring while vCPUs sit in HLT
 
 
@@ -64,7 +61,8 @@ def pc_gsi_routes() -> list[tuple[int, int, int]]:
     """GSI routes of a PC, as QEMU installs them: ISA IRQs on the 8259s, and on the IOAPIC with IRQ0 (the PIT)
     on pin 2, which is what the MADT and MP table tell the guest. KVM's default puts IRQ0 on pin 0."""
     pic = [(i, IRQCHIP_PIC_MASTER if i < 8 else IRQCHIP_PIC_SLAVE, i % 8) for i in range(16) if i != 2]
-    ioapic = [(i, IRQCHIP_IOAPIC, 2 if i == 0 else i) for i in range(24) if i != 2]
+    ioapic = [(i, IRQCHIP_IOAPIC, PC.pit_gsi if i == PC.pit_irq else i) for i in range(PC.ioapic_pins)
+              if i != PC.pit_gsi]
     return pic + ioapic
 
 
@@ -80,7 +78,7 @@ class Outcome(enum.Enum):
 @dataclass(frozen=True)
 class RunResult:
     outcome: Outcome
-    status: int                # the process exit status DESIGN.md assigns to this outcome
+    status: int                # the process exit status (vmm/status.py) of this outcome
     message: str = ""
 
 
@@ -127,8 +125,8 @@ class Machine:
         cfg = self.config
         kvm = self.kvm
         self.vm = vm = kvm.create_vm()
-        vm.set_tss_addr(TSS_ADDR)
-        vm.set_identity_map_addr(IDENTITY_MAP_ADDR)
+        vm.set_tss_addr(PC.tss_addr)
+        vm.set_identity_map_addr(PC.identity_map_addr)
         self.memory = GuestMemory(cfg.memory)
         for r in self.memory.regions:
             vm.add_memory(r.gpa, r.size, r.mapping.addr)
@@ -138,13 +136,13 @@ class Machine:
 
         self.bus = PortBus(on_unknown=self._on_unknown_port if "exits" in cfg.trace else None)
         out = cfg.serial_out or (lambda data: None)
-        self.uart = Uart16550(irq=vm.irq_line, line=COM1_IRQ, output=out)
-        self.bus.register(COM1_BASE, 8, self.uart, "COM1 16550A")
+        self.uart = Uart16550(irq=vm.irq_line, line=PC.com1_irq, output=out)
+        self.bus.register(PC.com1_port, 8, self.uart, "COM1 16550A")
         self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, 0, "guest reset through the i8042"),
-                           irq=vm.irq_line, line=1)
-        self.bus.register(0x60, 5, self.i8042, "i8042")
+                           irq=vm.irq_line, line=PC.i8042_irq)
+        self.bus.register(PC.i8042_port, PC.i8042_ports, self.i8042, "i8042")
         self.debug_exit = DebugExit(on_exit=lambda status: self.request_stop(Outcome.EXIT, status))
-        self.bus.register(DEBUG_EXIT_PORT, 1, self.debug_exit, "debug-exit")
+        self.bus.register(PC.debug_exit_port, 1, self.debug_exit, "debug-exit")
         self._add_platform_devices()
         self._add_fw_cfg()
 
@@ -163,22 +161,22 @@ class Machine:
         self._ring = None              # COM1's THR writes, buffered by KVM; None where KVM cannot coalesce PIO
         ring_page = kvm.check_extension(Cap.COALESCED_MMIO)
         if ring_page and kvm.check_extension(Cap.COALESCED_PIO):
-            vm.register_coalesced(COM1_BASE, 1, pio=True)
+            vm.register_coalesced(PC.com1_port, 1, pio=True)
             self._ring = vm.open_coalesced_ring(ring_page)
 
     def _add_platform_devices(self) -> None:
         """Ports every PC guest touches: POST/io-delay, fast A20, reset control, ACPI PM (power-off)."""
         from chipset.misc_ports import FastA20, PostCode, ResetControl
         reset = lambda: self.request_stop(Outcome.RESET, 0, "guest reset")  # noqa: E731
-        self.bus.register(0x80, 1, PostCode(), "POST code")
-        self.bus.register(0x92, 1, FastA20(), "fast A20")
-        self.bus.register(0xCF9, 1, ResetControl(reset=reset), "reset control")
-        from chipset.acpi_pm import PM_BASE, PM_LENGTH, AcpiPm
-        self.bus.register(PM_BASE, PM_LENGTH, AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, 0, "guest powered off "
+        self.bus.register(PC.post_port, 1, PostCode(), "POST code")
+        self.bus.register(PC.a20_port, 1, FastA20(), "fast A20")
+        self.bus.register(PC.reset_port, 1, ResetControl(reset=reset), "reset control")
+        from chipset.acpi_pm import AcpiPm
+        self.bus.register(PC.pm_base, PC.pm_length, AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, 0, "guest powered off "
                                                                                 "(ACPI S5)")), "ACPI PM")
 
     def _add_fw_cfg(self) -> None:
-        """QEMU's fw_cfg at 0x510, served from the config's item set (built fresh per machine, so writes do not
+        """QEMU's fw_cfg at its selector port, served from the config's item set (built fresh per machine, so writes do not
         survive a relaunch)."""
         items = self.config.fw_cfg
         if items is None:
@@ -189,7 +187,7 @@ class Machine:
             def on_error(why: str) -> None:
                 self.config.log(f"pyvmm: trace: fw_cfg: {why}")
         self.fw_cfg = FwCfg(self.memory, items, on_error=on_error)
-        self.bus.register(FW_CFG_BASE, FW_CFG_PORTS, self.fw_cfg, "fw_cfg")
+        self.bus.register(PC.fw_cfg_port, PC.fw_cfg_ports, self.fw_cfg, "fw_cfg")
 
     def _on_unknown_port(self, port: int, is_write: bool, size: int) -> None:
         self.config.log(f"pyvmm: trace: unclaimed port {port:#06x} ({'write' if is_write else 'read'}, {size} bytes)")
