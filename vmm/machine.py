@@ -170,7 +170,7 @@ class Machine:
         from chipset.misc_ports import FastA20, PostCode, ResetControl
         reset = lambda: self.request_stop(Outcome.RESET, status.OK, "guest reset")  # noqa: E731
         self.bus.register(PC.post_port, 1, PostCode(), "POST code")
-        self.bus.register(PC.a20_port, 1, FastA20(), "fast A20")
+        self.bus.register(PC.a20_port, 1, FastA20(reset=reset), "fast A20")   # bit 0: QEMU's port92 resets
         self.bus.register(PC.reset_port, 1, ResetControl(reset=reset), "reset control")
         from chipset.acpi_pm import AcpiPm
         self.bus.register(PC.pm_base, PC.pm_length, AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, status.OK,

@@ -1,0 +1,105 @@
+"""The hostile guest (tests/guests/hostile.c) as a load plan and a runner, shared by the default-run test and the
+long campaign script (tests/bench/campaign_guests.py).
+
+The guest's parameters travel in a block the plan writes at PARAMS_GPA, so one build serves every seed, size and
+mode; the serial line it prints at the end is parsed into counts here.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+
+from loaders.flat import flat_plan
+from loaders.plan import LoadPlan, MemoryWrite
+from tests.guests.build import build
+from vmm.launch import launch
+from vmm.machine import Machine, MachineConfig, Outcome, RunResult
+
+PARAMS_GPA = 0x8000
+MAGIC = int.from_bytes(b"HOSTILE1", "little")
+MODE_SWEEP, MODE_RESET = 1, 2
+HEALTHY = (0x10 << 1) | 1          # the guest's exit when fw_cfg still serves a good descriptor at the end
+COUNTS = re.compile(rb"hostile ops=(\d+) port=(\d+) string=(\d+) dma=(\d+) dma_ok=(\d+) dma_err=(\d+) "
+                    rb"dma_untouched=(\d+) fwread=(\d+)")
+
+
+def hostile_image() -> bytes:
+    return build("start64.S", extra_sources=("hostile.c",))
+
+
+def hostile_plan(image: bytes, *, seed: int, ops: int, memory: int, cpus: int, mode: int = 0,
+                 reset_after: int = 0) -> LoadPlan:
+    """The flat plan for `image` plus the parameter block (ops per vCPU; 0 runs forever)."""
+    plan = flat_plan(image, cpus=cpus)
+    block = struct.pack("<7Q", MAGIC, seed, ops, memory, mode, reset_after, cpus)
+    plan.writes.append(MemoryWrite(PARAMS_GPA, block, "hostile parameters"))
+    return plan
+
+
+@dataclass
+class HostileRun:
+    result: RunResult
+    serial: bytes
+    seconds: float
+    runs: int = 1                                         # machines built (1 + relaunches after resets)
+    counts: dict[str, int] = field(default_factory=dict)  # the guest's final line, parsed
+
+    @property
+    def status(self) -> int:
+        return self.result.status
+
+
+def _parse(serial: bytes) -> dict[str, int]:
+    m = COUNTS.search(serial)
+    names = ("ops", "port", "string", "dma", "dma_ok", "dma_err", "dma_untouched", "fwread")
+    return dict(zip(names, map(int, m.groups()))) if m else {}
+
+
+def run_hostile(*, seed: int, ops: int, memory: int = 64 << 20, cpus: int = 2, mode: int = 0,
+                resets: int = 0, timeout: float = 120.0, image: bytes | None = None) -> HostileRun:
+    """Run the hostile guest through vmm.launch (relaunch on reset, as the CLI does). With resets=N the first N
+    machines reset mid-stream (vCPU 0 after a seeded number of operations, the others still firing DMA) and the
+    last runs to its end; each relaunch gets the next seed."""
+    image = image or hostile_image()
+    out = bytearray()
+    lock = threading.Lock()
+    launched = [0]
+
+    def sink(data: bytes) -> None:
+        with lock:
+            out.extend(data)
+
+    def make_plan(machine: Machine) -> LoadPlan:
+        n = launched[0]
+        launched[0] += 1
+        reset = n < resets
+        return hostile_plan(image, seed=seed + n, ops=ops, memory=memory, cpus=cpus,
+                            mode=(mode | MODE_RESET) if reset else (mode & ~MODE_RESET),
+                            reset_after=(seed * 7919 + n * 104729) % max(1, ops) if reset else 0)
+    cfg = MachineConfig(memory=memory, cpus=cpus, serial_out=sink)
+    cfg.log = lambda line: None
+    started = time.monotonic()
+    result = launch(cfg, make_plan, timeout=timeout)
+    return HostileRun(result, bytes(out), time.monotonic() - started, launched[0], _parse(bytes(out)))
+
+
+def run_hostile_machine(*, seed: int, ops: int, memory: int = 64 << 20, cpus: int = 2, mode: int = 0,
+                        reset_after: int = 0, timeout: float = 120.0, image: bytes | None = None) -> HostileRun:
+    """One machine, no relaunch: what one run of the guest ends with (RESET in reset mode)."""
+    image = image or hostile_image()
+    out = bytearray()
+    cfg = MachineConfig(memory=memory, cpus=cpus, serial_out=out.extend)
+    cfg.log = lambda line: None
+    started = time.monotonic()
+    with Machine(cfg) as m:
+        m.load(hostile_plan(image, seed=seed, ops=ops, memory=memory, cpus=cpus, mode=mode, reset_after=reset_after))
+        result = m.run(timeout)
+    return HostileRun(result, bytes(out), time.monotonic() - started, 1, _parse(bytes(out)))
+
+
+__all__ = ["HEALTHY", "MODE_RESET", "MODE_SWEEP", "Outcome", "hostile_image", "hostile_plan", "run_hostile",
+           "run_hostile_machine"]
