@@ -22,6 +22,7 @@ from vmm.machine import Machine, MachineConfig, Outcome, RunResult
 PARAMS_GPA = 0x8000
 MAGIC = int.from_bytes(b"HOSTILE1", "little")
 MODE_SWEEP, MODE_RESET = 1, 2
+RESET_WITHIN = 2000               # a reset machine resets within its first RESET_WITHIN operations (keeps rounds short)
 HEALTHY = (0x10 << 1) | 1          # the guest's exit when fw_cfg still serves a good descriptor at the end
 COUNTS = re.compile(rb"hostile ops=(\d+) port=(\d+) string=(\d+) dma=(\d+) dma_ok=(\d+) dma_err=(\d+) "
                     rb"dma_untouched=(\d+) fwread=(\d+)")
@@ -79,7 +80,7 @@ def run_hostile(*, seed: int, ops: int, memory: int = 64 << 20, cpus: int = 2, m
         reset = n < resets
         return hostile_plan(image, seed=seed + n, ops=ops, memory=memory, cpus=cpus,
                             mode=(mode | MODE_RESET) if reset else (mode & ~MODE_RESET),
-                            reset_after=(seed * 7919 + n * 104729) % max(1, ops) if reset else 0)
+                            reset_after=(seed * 7919 + n * 104729) % max(1, min(ops, RESET_WITHIN)) if reset else 0)
     cfg = MachineConfig(memory=memory, cpus=cpus, serial_out=sink)
     cfg.log = lambda line: None
     started = time.monotonic()

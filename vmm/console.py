@@ -67,12 +67,3 @@ class StdinPump:
             if data:
                 self.feed(data)
 
-
-def stdout_writer() -> Callable[[bytes], None]:
-    """Serial output to stdout, flushed per chunk so a person sees it as the guest prints it."""
-    out = sys.stdout.buffer
-
-    def write(data: bytes) -> None:
-        out.write(data)
-        out.flush()
-    return write
