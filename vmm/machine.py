@@ -185,10 +185,10 @@ class Machine:
         """
         mem = self.memory
         plan.check(mem.ranges())
-        if not self._fresh:
+        fresh, self._fresh = self._fresh, False
+        if not fresh:
             for z in plan.zeros:
                 mem.zero(z.gpa, z.size)
-        self._fresh = False
         for w in plan.writes:
             mem.write(w.gpa, w.data)
         for p in plan.parameters:
@@ -197,6 +197,8 @@ class Machine:
             if p.data is None:
                 raise LoadError(f"{p.what} was never filled with host parameters")
             mem.write(p.gpa, p.data)
+            if not fresh and p.size > len(p.data):
+                mem.zero(p.gpa + len(p.data), p.size - len(p.data))   # the unwritten rest of the area is zero
         if 0 not in plan.vps:
             raise LoadError("the load plan has no register state for VP 0")
         for index, vp in sorted(plan.vps.items()):
