@@ -55,7 +55,8 @@ def models(draw):
                 init = None
             directives.append(ParameterArea(size, area, init))
             for _ in range(draw(st.integers(0, 2))):
-                directives.append(ParameterUsage(draw(st.sampled_from(USAGES)), area, draw(st.integers(0, size - 1))))
+                directives.append(ParameterUsage(draw(st.sampled_from(USAGES)), area,
+                                                 draw(st.integers(0, min(size, 1 << 32) - 1))))
             if draw(st.booleans()):
                 directives.append(ParameterInsert(draw(pages), draw(mask), area))
             area += 1
@@ -63,7 +64,7 @@ def models(draw):
             directives.append(RequiredMemory(draw(pages), draw(mask), draw(st.integers(0, 1000)) * 4096,
                                              draw(st.integers(0, 1))))
         elif choice == 3:
-            directives.append(ErrorRange(draw(pages), draw(mask), draw(st.integers(0, 10)) * 4096))
+            directives.append(ErrorRange(draw(pages), draw(mask), draw(st.integers(1, 10)) * 4096))
         else:
             native = [p for p in plats if p.platform_type in (Platform.NATIVE, Platform.SEV)]
             if native:
