@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-
 from loaders.igvm import (GuestPolicy, HeaderType, IgvmBuilder, IgvmFile, PageData, Platform, RequiredMemory,
                           SnpIdBlock, SupportedPlatform, VbsMeasurement, VpContext)
 from loaders.igvm.model import ErrorRange, ParameterArea, ParameterInsert, ParameterUsage

@@ -11,10 +11,9 @@ import zlib
 
 from ..errors import IgvmError
 from . import model as m
-from .constants import (FIXED_HEADER_V1_SIZE, FIXED_HEADER_V2_SIZE, MAGIC, NATIVE_CONTEXT_SIZE, OPTIONAL_BIT,
-                        PAGE_SIZE, PAGE_SIZE_2M, PARAMETER_USAGE_TYPES, PLATFORM_ARCHES, RANGE_DIRECTIVE, RANGE_INIT,
-                        RANGE_PLATFORM, RESERVED_DO_NOT_USE, Architecture, HeaderType, PageDataFlags, Platform,
-                        RelocationFlags)
+from .constants import (MAGIC, OPTIONAL_BIT, PAGE_SIZE, PAGE_SIZE_2M, PARAMETER_USAGE_TYPES, PLATFORM_ARCHES,
+                        RANGE_INIT, RANGE_PLATFORM, RESERVED_DO_NOT_USE, Architecture, HeaderType, PageDataFlags,
+                        Platform, RelocationFlags)
 from .structs import (BODY_LAYOUTS, CHECKSUM_OFFSET, FIXED_HEADER_V1, FIXED_HEADER_V2, NATIVE_VP_CONTEXT_X64,
                       PAGE_DATA, VARIABLE_HEADER, VBS_CONTEXT_HEADER, VBS_REGISTER)
 from .vpcontext import parse_vbs_context
@@ -84,8 +83,8 @@ class _Reader:
     # --- the walk -------------------------------------------------------------------------
     def read(self) -> m.IgvmFile:
         buf = self.buf
-        if self.size < FIXED_HEADER_V1_SIZE:
-            raise self.fail(f"file is {self.size} bytes, shorter than the {FIXED_HEADER_V1_SIZE}-byte fixed header")
+        if self.size < FIXED_HEADER_V1.size:
+            raise self.fail(f"file is {self.size} bytes, shorter than the {FIXED_HEADER_V1.size}-byte fixed header")
         fh = FIXED_HEADER_V1.read(buf, 0)
         magic, version, checksum = fh.magic, fh.format_version, fh.checksum
         vh_off, vh_size, total = fh.variable_header_offset, fh.variable_header_size, fh.total_file_size
@@ -93,10 +92,10 @@ class _Reader:
             raise self.fail(f"bad magic {magic:#010x} (an IGVM file starts with 'IGVM')")
         if version not in (1, 2):
             raise self.fail(f"format version {version} is not 1 or 2")
-        fixed_size = FIXED_HEADER_V1_SIZE
+        fixed_size = FIXED_HEADER_V1.size
         arch, page_size = Architecture.X64, PAGE_SIZE
         if version == 2:
-            if self.size < FIXED_HEADER_V2_SIZE:
+            if self.size < FIXED_HEADER_V2.size:
                 raise self.fail("version 2 file is shorter than the 32-byte fixed header")
             fh2 = FIXED_HEADER_V2.read(buf, 0)
             if fh2.architecture not in (0, 1):
@@ -105,7 +104,7 @@ class _Reader:
             page_size = fh2.page_size
             if page_size != PAGE_SIZE:
                 raise self.fail(f"page size {page_size} is not 4096 (the only size the format supports)")
-            fixed_size = FIXED_HEADER_V2_SIZE
+            fixed_size = FIXED_HEADER_V2.size
         if total != self.size:
             raise self.fail(f"total_file_size {total:#x} does not match the file's length {self.size:#x}")
         if vh_off < fixed_size or vh_off % 8:
@@ -417,7 +416,7 @@ class _Reader:
                             "the VMSA is a page of its own)")
         data = self.data_ref(off, PAGE_SIZE, "VP context")
         if pt in (Platform.NATIVE, Platform.SEV):
-            if any(data[NATIVE_CONTEXT_SIZE:]):
+            if any(data[NATIVE_VP_CONTEXT_X64.size:]):
                 raise self.fail("native VP context page has non-zero bytes after its 232-byte context")
             ctx = NATIVE_VP_CONTEXT_X64.read(data)
             if (ctx.code_attributes | ctx.data_attributes) & 0x0F00:

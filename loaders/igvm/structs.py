@@ -31,7 +31,16 @@ class Layout:
         if rec is None:
             rec = namedtuple(self.name, self.fields)
             object.__setattr__(self, "_record", rec)
+            object.__setattr__(self, "_make", rec._make)
         return rec
+
+    def read(self, buf, offset: int = 0):
+        """The structure at `offset` as a record whose fields are read by name (f.gpa, f.compatibility_mask)."""
+        try:
+            make = self._make  # type: ignore[attr-defined]
+        except AttributeError:
+            make = self.record._make
+        return make(self._s.unpack_from(buf, offset))  # type: ignore[attr-defined]
 
     def span(self, name: str) -> tuple[int, int]:
         """(offset, width) of one field inside the structure, from the format: what a byte-level edit needs."""
@@ -53,14 +62,12 @@ class Layout:
             object.__setattr__(self, "_spans", spans)
         return spans[name]
 
-    def read(self, buf, offset: int = 0):
-        """The structure at `offset` as a record whose fields are read by name (f.gpa, f.compatibility_mask)."""
-        return self.record._make(self._s.unpack_from(buf, offset))  # type: ignore[attr-defined]
-
     def pack_fields(self, **values) -> bytes:
         """The structure from named fields; every field must be named (a forgotten one is a bug, not a zero)."""
-        return self._s.pack(*(values.pop(n) for n in self.fields)) if set(values) == set(self.fields) else \
-            _missing(self, values)
+        if values.keys() != set(self.fields):
+            missing, unknown = sorted(set(self.fields) - values.keys()), sorted(values.keys() - set(self.fields))
+            raise TypeError(f"{self.name}: missing fields {missing}, unknown fields {unknown}")
+        return self._s.pack(*(values[n] for n in self.fields))  # type: ignore[attr-defined]
 
     @property
     def size(self) -> int:
@@ -130,11 +137,6 @@ HV_TABLE = Layout("HvX64TableRegister", "<6sHQ", ("pad", "limit", "base"))
 # Where the fixed header's checksum sits: the CRC-32 covers the fixed header with this field zeroed.
 CHECKSUM_OFFSET = FIXED_HEADER_V1.fields.index("checksum") * 4
 
-
-def _missing(layout: Layout, values: dict) -> bytes:
-    missing = sorted(set(layout.fields) - set(values))
-    unknown = sorted(set(values) - set(layout.fields))
-    raise TypeError(f"{layout.name}: missing fields {missing}, unknown fields {unknown}")
 
 
 # The body layout of each header type (parameter usages share IGVM_VHS_PARAMETER).

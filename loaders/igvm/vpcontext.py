@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..errors import IgvmError
 from ..plan import GPR_NAMES, SEGMENT_REGISTERS, Segment, VpState
-from .constants import NATIVE_CONTEXT_SIZE, PAGE_SIZE, VBS_REGISTER_SIZE
+from .constants import PAGE_SIZE
 from .structs import HV_SEGMENT, HV_TABLE, NATIVE_VP_CONTEXT_X64, VBS_CONTEXT_HEADER, VBS_REGISTER
 
 NATIVE_FIELDS = NATIVE_VP_CONTEXT_X64.fields
@@ -17,8 +17,8 @@ NATIVE_FIELDS = NATIVE_VP_CONTEXT_X64.fields
 
 def parse_native_context(data) -> dict[str, int]:
     """Field name -> value of an IgvmNativeVpContextX64 (the first 232 bytes of the context page)."""
-    if len(data) < NATIVE_CONTEXT_SIZE:
-        raise IgvmError(f"native VP context is {len(data)} bytes, needs {NATIVE_CONTEXT_SIZE}")
+    if len(data) < NATIVE_VP_CONTEXT_X64.size:
+        raise IgvmError(f"native VP context is {len(data)} bytes, needs {NATIVE_VP_CONTEXT_X64.size}")
     return dict(zip(NATIVE_FIELDS, NATIVE_VP_CONTEXT_X64.unpack_from(data, 0)))
 
 
@@ -79,11 +79,11 @@ def parse_vbs_context(data) -> list[VbsRegister]:
     count = VBS_CONTEXT_HEADER.read(data).register_count
     if count == 0:
         raise IgvmError("VBS VP context has no registers")
-    if VBS_CONTEXT_HEADER.size + count * VBS_REGISTER_SIZE > len(data):
+    if VBS_CONTEXT_HEADER.size + count * VBS_REGISTER.size > len(data):
         raise IgvmError(f"VBS VP context declares {count} registers but holds {(len(data) - 4) // 32}")
     out = []
     for i in range(count):
-        r = VBS_REGISTER.read(data, VBS_CONTEXT_HEADER.size + i * VBS_REGISTER_SIZE)
+        r = VBS_REGISTER.read(data, VBS_CONTEXT_HEADER.size + i * VBS_REGISTER.size)
         name = VBS_X64_REGISTERS.get(r.register_name)
         if name is None:
             raise IgvmError(f"VBS VP context register #{i}: register name {r.register_name:#x} is not one the igvm "

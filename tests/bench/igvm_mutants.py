@@ -38,10 +38,14 @@ EDGE_VALUES = (0, 1, 0xFFF, 0x1000, 0x2000, 0x200000, 0x7FFFF000, 0x80000000, 0x
 
 
 def seeds() -> dict[str, bytes]:
-    """The golden files plus packed NATIVE and VSM images that use every parameter usage pyvmm fills."""
+    """The golden files, igvmgen's SEV-SNP file, and packed NATIVE and VSM images that use every parameter usage
+    pyvmm fills."""
     from loaders.igvm.constants import HeaderType, Platform
     from loaders.igvm.pack import ParamSpec, pack_flat_image
-    out = {p.name: p.read_bytes() for p in sorted((ROOT / "tests" / "data" / "igvm").glob("*.igvm"))}
+    import gzip
+    data = ROOT / "tests" / "data" / "igvm"
+    out = {p.name: p.read_bytes() for p in sorted(data.glob("*.igvm"))}
+    out["igvmgen-snp.igvm"] = gzip.decompress((data / "igvmgen-snp.igvm.gz").read_bytes())   # another tool's file
     usages = (HeaderType.VP_COUNT_PARAMETER, HeaderType.MEMORY_MAP, HeaderType.COMMAND_LINE, HeaderType.MADT,
               HeaderType.SRAT, HeaderType.MMIO_RANGES, HeaderType.ENVIRONMENT_INFO_PARAMETER)
     params = tuple(ParamSpec(u, 0x200000 + 0x1000 * i) for i, u in enumerate(usages))
