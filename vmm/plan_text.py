@@ -40,7 +40,7 @@ def _decode(usage: str, value: bytes) -> str:
 
 def blob_lines(data: bytes) -> list[str]:
     """The UEFI config blob, one line per structure, decoded (volatile payloads named, not shown)."""
-    from loaders.uefi.blob import BlobType, Flags, parse_config_blob
+    from loaders.uefi.blob import ACPI_TYPES, GIC, BlobType, Flags, parse_config_blob
     blob = parse_config_blob(data)
     count, size = struct.unpack_from("<II", data, 8)
     out = [f"uefi config blob: {count} structures, {size:#x} bytes"]
@@ -60,7 +60,9 @@ def blob_lines(data: bytes) -> list[str]:
             what = _mmio_text(payload)
         elif typ == BlobType.BIOS_INFORMATION:
             what = "bios_size_pages {:#x} flags {:#x}".format(*struct.unpack("<II", payload))
-        elif typ == BlobType.ACPI_TABLE:
+        elif typ == BlobType.GIC:
+            what = "distributor {:#x} redistributors {:#x}".format(*GIC.unpack(payload))
+        elif typ in ACPI_TYPES:
             what = _decode(payload[:4].decode("latin-1").replace("APIC", "MADT"), payload)
         else:
             what = f"{len(payload)} bytes"
