@@ -62,7 +62,7 @@ def emulate(vcpu, memory, given: bytes | None = None,
         handler(cpu, insn)
     except GuestFault as fault:
         inject(vcpu, fault)
-        return f"{insn.mnemonic if insn else 'fetch'} {str(fault).split('(')[0]}"
+        return f"{insn.mnemonic if insn else 'decode'} {str(fault).split('(')[0]}"
     except CannotEmulate as e:
         if insn is not None and "`" not in str(e):
             raise CannotEmulate(f"`{insn_text(insn)}` at RIP {cpu.regs.rip:#x}: {e}") from None
