@@ -23,18 +23,20 @@ def _has(cpu: Cpu, leaf: int, reg: str, bit: int) -> bool:
     return e is not None and bool(getattr(e, reg) >> bit & 1)
 
 
-def lzcnt(cpu: Cpu, insn: Insn) -> None:
+def lzcnt(cpu: Cpu, insn: Insn) -> str | None:
     if not _has(cpu, 0x80000001, "ecx", 5):       # ABM/LZCNT absent: the CPU runs BSR
-        return bsr(cpu, insn)
+        bsr(cpu, insn)
+        return "bsr"
     v, bits = _source(cpu, insn)
     n = bits - v.bit_length()
     cpu.store(insn.operands[0], insn, n)
     cpu.set_flags(CF | ZF, (0 if v else CF) | (0 if n else ZF))
 
 
-def tzcnt(cpu: Cpu, insn: Insn) -> None:
+def tzcnt(cpu: Cpu, insn: Insn) -> str | None:
     if not _has(cpu, 7, "ebx", 3):                # BMI1 absent: the CPU runs BSF
-        return bsf(cpu, insn)
+        bsf(cpu, insn)
+        return "bsf"
     v, bits = _source(cpu, insn)
     n = (v & -v).bit_length() - 1 if v else bits
     cpu.store(insn.operands[0], insn, n)

@@ -59,7 +59,7 @@ def emulate(vcpu, memory, given: bytes | None = None,
         handler = HANDLERS.get(insn.mnemonic)
         if handler is None:
             raise CannotEmulate(f"no emulation for `{insn_text(insn)}` at RIP {cpu.regs.rip:#x}")
-        handler(cpu, insn)
+        ran = handler(cpu, insn) or insn.mnemonic     # lzcnt without LZCNT runs as bsr, as on the CPU
     except GuestFault as fault:
         inject(vcpu, fault)
         return f"{insn.mnemonic if insn else 'decode'} {str(fault).split('(')[0]}"
@@ -69,4 +69,4 @@ def emulate(vcpu, memory, given: bytes | None = None,
         raise
     width = {16: 0xFFFF, 32: 0xFFFFFFFF, 64: (1 << 64) - 1}[cpu.mode]
     cpu.commit((cpu.regs.rip + insn.length) & width)
-    return insn.mnemonic
+    return ran
