@@ -57,3 +57,12 @@ def test_emulate_guest_under_pyvmm(kvm_ok, toolchain_ok, tmp_path):
     emulated = {part.split()[0] for part in line.split(": ", 2)[-1].split(", ")} if line else set()
     if emulated:     # this host's KVM gave up on some: the ones it is known to fail on must all be among them
         assert {"popcnt", "int3", "fwait", "cmpxchg16b", "xsave"} <= emulated, line
+
+
+def test_locked_cmpxchg16b_is_atomic_across_vcpus(guest):
+    """Two vCPUs race lock cmpxchg16b on one counter; where KVM gives up on it, pyvmm emulates each one with the
+    other vCPU paused, so no increment is lost."""
+    logs: list[str] = []
+    r = guest("cx16_smp.S", cpus=2, defines={"COUNT": 1000, "CPUS": 2}, timeout=60, trace=frozenset({"exits"}),
+              log=logs.append)
+    assert r.status == (0x11 << 1) | 1, (r.result, logs)
