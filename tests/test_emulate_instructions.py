@@ -9,6 +9,7 @@ import struct
 import subprocess
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from tests.emulate_fakes import FakeMemory, FakeVcpu, injected, place
 from vmm.emulate.emulator import emulate, exit_instruction_bytes
@@ -245,3 +246,32 @@ def test_instruction_bytes_from_the_exit():
     assert exit_instruction_bytes(Internal()) == bytes.fromhex("f30fb8")
     Internal.data = [0, 0, 0]
     assert exit_instruction_bytes(Internal()) is None
+
+
+KNOWN_STARTS = [b"\xf3\x0f\xb8", b"\xf3\x48\x0f\xbd", b"\x66\xf3\x0f\xbc", b"\x0f\xc7", b"\xf0\x48\x0f\xc7",
+                b"\xcd", b"\xcc", b"\x0f\xae", b"\x48\x0f\xae", b"\xd9", b"\xdd", b"\xdf\xe0", b"\x0f\x01\xd0",
+                b"\x0f\x01\xd1", b"\x9b", b"\xdb\xe3", b"\xdb\xe2", b"\x64\x67\xf3\x0f\xb8"]
+CODE = st.one_of(st.binary(min_size=1, max_size=16),
+                 st.tuples(st.sampled_from(KNOWN_STARTS), st.binary(max_size=12)).map(lambda t: t[0] + t[1]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(CODE, st.lists(st.integers(0, (1 << 64) - 1), min_size=16, max_size=16),
+       st.sampled_from([64, 32, 16]), st.booleans())
+def test_random_instructions_finish_fault_or_refuse(code, gprs, mode, paged):
+    """Any bytes with any registers: the emulator finishes, injects a fault, or raises CannotEmulate; never
+    another exception (a guest must not crash the VMM)."""
+    vcpu, mem = FakeVcpu(), FakeMemory(4 << 20)
+    for name, value in zip(("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11",
+                            "r12", "r13", "r14", "r15"), gprs):
+        setattr(vcpu.regs, name, value)
+    if mode != 64:
+        vcpu.sregs.cs.l, vcpu.sregs.cs.db = 0, int(mode == 32)
+        vcpu.sregs.efer = 0
+    if paged:
+        _paged(vcpu, mem, {0x1000: (0x1000, 3)})
+    place(vcpu, mem, code)
+    try:
+        emulate(vcpu, mem)
+    except CannotEmulate:
+        pass

@@ -74,12 +74,6 @@ class Insn:
     rex_w: bool
     raw: bytes
 
-    def memory(self) -> Mem | None:
-        for op in self.operands:
-            if isinstance(op, Mem):
-                return op
-        return None
-
 
 class _Cursor:
     __slots__ = ("data", "pos")
