@@ -59,3 +59,23 @@ def test_the_stdlib_ioctl_module_is_named_nowhere():
     hits = [str(p) for p in root.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.parts) and p.suffix in
             (".py", ".md", ".toml", ".S", ".c", ".h", ".cfg", ".txt", "") and word in p.read_text(errors="ignore")]
     assert not hits
+
+
+def test_the_library_raises_load_error_not_a_cli_error(tmp_path):
+    from loaders.errors import LoadError
+    from vmm.api import run_igvm
+    with pytest.raises(LoadError, match="cannot read .*nonexistent"):
+        run_igvm(tmp_path / "nonexistent")
+
+
+def test_errors_map_to_statuses_in_one_place(capsys):
+    from kvm.errors import KvmError
+    from loaders.errors import IgvmError
+    from vmm import status
+    from vmm.cli.errors import UsageError, exit_status_for
+    assert exit_status_for(UsageError("u")) == exit_status_for(IgvmError("i")) == status.BAD_INPUT == 2
+    assert exit_status_for(KvmError("KVM_RUN", 5)) == status.FATAL == 3
+    assert exit_status_for(KeyboardInterrupt()) == status.INTERRUPTED == 130
+    assert exit_status_for(RuntimeError("a VMM bug")) is None          # re-raised, never hidden as bad input
+    assert capsys.readouterr().err.splitlines() == ["pyvmm: error: u", "pyvmm: error: i",
+                                                     "pyvmm: error: KVM: KVM_RUN failed: Input/output error (EIO)"]

@@ -7,6 +7,7 @@ from typing import Callable
 
 from loaders.plan import LoadPlan
 
+from . import status
 from .machine import Machine, MachineConfig, Outcome, RunResult
 
 MAX_QUICK_RESETS = 20         # resets in a row, each within QUICK_RESET seconds of its run's start: a reset storm
@@ -40,7 +41,7 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
             # longer than 1/20 s on a slow host, and the storm must end there too.
             quick = quick + 1 if ran < QUICK_RESET else 0
             if quick > MAX_QUICK_RESETS:
-                return RunResult(Outcome.FATAL, 3, f"guest reset {quick} times within a second of starting, in a row; "
+                return RunResult(Outcome.FATAL, status.FATAL, f"guest reset {quick} times within a second of starting, in a row; "
                                                    f"giving up (last: {result.message.splitlines()[0]})")
             config.log(f"pyvmm: {result.message.splitlines()[0]}; relaunching")
     finally:
