@@ -406,7 +406,33 @@ _start:
     cmp %rsi, got_cr2(%rip)
     jne fail
 
-    xor %eax, %eax
+    /* compatibility mode (32-bit code under long mode): the decoder's 32-bit forms, int3 back to 32-bit code */
+    T 39
+    pushq $0x18
+    lea 20f(%rip), %rax
+    push %rax
+    lretq
+    .code32
+20: mov $0xf0f0, %eax
+    lea table + 8, %esi
+    popcnt %eax, %ebx
+    cmp $8, %ebx
+    jne 29f
+    popcntw 0(%esi), %bx                 /* 16-bit operand, 32-bit addressing: 0x00ff */
+    cmp $8, %bx
+    jne 29f
+    movl $0, got_count
+    int3
+21: cmpl $3, got_vec
+    jne 29f
+    cmpl $21b, got_rip
+    jne 29f
+    cmpl $0x18, got_cs
+    jne 29f
+    ljmp $0x08, $22f
+29: ljmp $0x08, $fail
+    .code64
+22: xor %eax, %eax
     out %al, $0xf4
 fail:
     mov %r15d, %eax
@@ -465,7 +491,7 @@ pair: .quad 0x2222222211111111
     .balign 16
 pair16: .quad 1, 2
     .balign 8
-gdt: .quad 0, 0x00af9a000000ffff, 0x00cf92000000ffff
+gdt: .quad 0, 0x00af9a000000ffff, 0x00cf92000000ffff, 0x00cf9a000000ffff   /* 0x18: 32-bit code */
 gdtr: .word gdtr - gdt - 1
     .quad gdt
 idtr: .word 0x42 * 16 - 1
