@@ -42,6 +42,7 @@ class FakeVcpu:
         self.xsave.region[0], self.xsave.region[1], self.xsave.region[24], self.xsave.region[25] = 0x7F, 3, 0x80, 0x1F
         self.xsave.region[28:32] = [0xFF, 0xFF, 0, 0]
         self.xcr0 = 3
+        self.msrs: dict[int, int] = {}
         self.cpuid = cpuid if cpuid is not None else {(0x80000001, 0): {"ecx": 1 << 5}, (7, 0): {"ebx": 1 << 3}}
 
     def get_regs(self):
@@ -75,6 +76,9 @@ class FakeVcpu:
         if index or not value & 1 or value & ~7 or (value & 4 and not value & 2):
             raise KvmError("KVM_SET_XCRS", 22)
         self.xcr0 = value
+
+    def get_msrs(self, indices: list[int]) -> dict[int, int]:
+        return {i: self.msrs.get(i, 0) for i in indices}
 
     def get_cpuid(self):
         out = []

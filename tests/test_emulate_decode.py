@@ -64,8 +64,9 @@ def _forms(mode: int, count: int, seed: int) -> list[str]:
             out.append(f"{prefix if kind else ''}{name} {src},{dst}")
         elif kind == 2:
             name = rng.choice(["fnstsw", "fnstcw", "fldcw", "cmpxchg8b", "lock cmpxchg8b", "xsave", "xrstor",
-                               "xsaveopt"] + (["cmpxchg16b", "lock cmpxchg16b", "xsave64", "xrstor64"]
-                                              if mode == 64 else []))
+                               "xsaveopt", "xsavec", "xsaves", "xrstors"]
+                              + (["cmpxchg16b", "lock cmpxchg16b", "xsave64", "xrstor64", "xsavec64", "xsaves64",
+                                  "xrstors64", "xsaveopt64"] if mode == 64 else []))
             out.append(f"{prefix}{name} {mem}")
         else:
             out.append(f"int ${rng.randrange(4, 256):#x}")

@@ -275,3 +275,32 @@ def test_random_instructions_finish_fault_or_refuse(code, gprs, mode, paged):
         emulate(vcpu, mem)
     except CannotEmulate:
         pass
+
+
+def test_compacted_xsave_layout_and_restore():
+    """xsavec/xsaves write components at the compacted offsets (in bit order after the header, 64-byte aligned
+    where CPUID.(0xD,i).ECX[1] says), XCOMP_BV = RFBM | bit 63; xrstors reads them back (SDM vol. 1 13.4.3)."""
+    cpuid = {(0xD, 2): {"eax": 256, "ebx": 576}, (0xD, 3): {"eax": 64, "ebx": 960},
+             (0xD, 5): {"eax": 64, "ebx": 1088, "ecx": 2}}
+    vcpu, mem = FakeVcpu(cpuid=cpuid), FakeMemory()
+    vcpu.xcr0 = 0x2F
+    vcpu.xsave.region[576:576 + 256] = list(range(256))           # AVX, standard offset
+    vcpu.xsave.region[1088:1088 + 64] = [0xA5] * 64               # opmask, standard offset
+    vcpu.xsave.region[512] = 0x25                                 # XINUSE: x87, AVX, opmask
+    vcpu.regs.rsi, vcpu.regs.rax, vcpu.regs.rdx = 0x4000, 0x25, 0
+    place(vcpu, mem, bytes.fromhex("0fc726"))                     # xsavec (%rsi)
+    assert emulate(vcpu, mem) == "xsavec"
+    assert mem.read(0x4000 + 576, 256) == bytes(range(256))
+    assert mem.read(0x4000 + 832, 64) == b"\xa5" * 64            # 576 + 256 = 832, already 64-aligned
+    assert struct.unpack("<QQ", mem.read(0x4000 + 512, 16)) == (0x25, 0x25 | 1 << 63)
+    mem.write(0x4000 + 832, b"\x5a" * 64)
+    mem.write(0x4000 + 512, struct.pack("<Q", 0x21))              # AVX in init state now
+    vcpu.regs.rax = 0x27
+    place(vcpu, mem, bytes.fromhex("480fc71e"))                   # xrstors64 (%rsi)
+    assert emulate(vcpu, mem) == "xrstors64"
+    assert bytes(vcpu.xsave.region[1088:1088 + 64]) == b"\x5a" * 64
+    assert bytes(vcpu.xsave.region[576:576 + 256]) == bytes(256)  # not in XSTATE_BV: initialized
+    assert vcpu.xsave.region[512] & 0x27 == 0x21
+    vcpu.sregs.ss.dpl = 3
+    place(vcpu, mem, bytes.fromhex("0fc72e"))                     # xsaves at CPL 3
+    assert emulate(vcpu, mem) == "xsaves #GP"

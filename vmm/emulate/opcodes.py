@@ -42,10 +42,14 @@ def _bitcount(with_f3: Form, without: Form | None) -> Entry:
     return Entry(True, lambda modrm, rep, p66, w: with_f3 if rep == 0xF3 else without)
 
 
-def _cmpxchg8b(modrm: int | None, rep: int, p66: bool, w: bool) -> Form | None:
-    if (modrm >> 3) & 7 != 1:
-        return None
-    return CMPXCHG16B if w else CMPXCHG8B
+def _group9(modrm: int | None, rep: int, p66: bool, w: bool) -> Form | None:
+    """0F C7: cmpxchg8b/16b (/1), and the compacted-format XSAVE family (/3 xrstors, /4 xsavec, /5 xsaves)."""
+    reg = (modrm >> 3) & 7
+    if reg == 1:
+        return CMPXCHG16B if w else CMPXCHG8B
+    if modrm >> 6 == 3 or rep or p66:
+        return None                       # rdrand, rdseed, rdpid, vmptrld...
+    return GROUP9_XSAVE.get(reg)
 
 
 def _xsave_group(modrm: int | None, rep: int, p66: bool, w: bool) -> Form | None:
@@ -55,6 +59,9 @@ def _xsave_group(modrm: int | None, rep: int, p66: bool, w: bool) -> Form | None
 
 
 RM_REG = ("reg", "rm")
+GROUP9_XSAVE = {3: Form("xrstors", ("rm",), mem_only=True, mem_size=512, mnemonic64="xrstors64"),
+                4: Form("xsavec", ("rm",), mem_only=True, mem_size=512, mnemonic64="xsavec64"),
+                5: Form("xsaves", ("rm",), mem_only=True, mem_size=512, mnemonic64="xsaves64")}
 CMPXCHG8B = Form("cmpxchg8b", ("rm",), mem_only=True, mem_size=8, lockable=True)
 CMPXCHG16B = Form("cmpxchg16b", ("rm",), mem_only=True, mem_size=16, lockable=True)
 XSAVE_GROUP = {4: Form("xsave", ("rm",), mem_only=True, mem_size=512, mnemonic64="xsave64"),
@@ -74,7 +81,7 @@ TABLE: dict[int, Entry] = {
     0x0FB8: _bitcount(Form("popcnt", RM_REG), None),
     0x0FBC: _bitcount(Form("tzcnt", RM_REG), Form("bsf", RM_REG)),
     0x0FBD: _bitcount(Form("lzcnt", RM_REG), Form("bsr", RM_REG)),
-    0x0FC7: Entry(True, _cmpxchg8b),
+    0x0FC7: Entry(True, _group9),
 }
 
 
