@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from vmm.testing import HeaderType, ParamSpec, flat_guest, tiny_guest
 
@@ -125,3 +126,37 @@ def test_map_is_proportional(files):
     assert zoom[(0x80000 - start) * 78 // (end - start)] == "S"
     assert zoom[(0x100000 - start) * 78 // (end - start)] == "E"
     assert zoom.index("P") < zoom.index("S") < zoom.index("E")
+
+
+PARAM_CHOICES = (VPS, MAP, ParamSpec(HeaderType.COMMAND_LINE, 0x22000), ParamSpec(HeaderType.MADT, 0x23000))
+_plans: dict = {}
+
+
+def _plan(message: str, params: tuple, cpus: int, memory: str, uefi: bool) -> list[str]:
+    from vmm.api import plan_text
+    key = (message, params, cpus, memory, uefi)
+    if key not in _plans:
+        _plans[key] = plan_text(tiny_guest(message, params=params), cpus=cpus, memory=memory, cmdline="c",
+                                igvm_type="uefi" if uefi else None).splitlines()
+    return _plans[key]
+
+options = st.tuples(st.sampled_from(["a\n", "b\n"]),
+                    st.sets(st.sampled_from(range(len(PARAM_CHOICES)))).map(
+                        lambda s: tuple(PARAM_CHOICES[i] for i in sorted(s))),
+                    st.integers(1, 3), st.sampled_from(["64M", "1G", "5G"]), st.booleans())
+
+
+@settings(max_examples=60, deadline=None)
+@given(options, options)
+def test_every_difference_between_two_plans_is_explained(x, y):
+    """explain() is empty exactly when the compared texts agree, and names each group whose lines differ."""
+    from vmm.plan_diff import compared, explain
+    a, b = _plan(*x), _plan(*y)
+    out = explain(a, b)
+    assert (out == []) == (compared(a) == compared(b))
+    if x[1] != y[1]:
+        assert "parameters:" in out
+    if x[4] != y[4]:
+        assert "uefi blob:" in out and "registers:" in out        # the blob, and R12 pointing at it
+    if x[0] != y[0]:
+        assert any("write at 0x100000" in line and "contents changed" in line for line in out)
