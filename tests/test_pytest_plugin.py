@@ -236,6 +236,9 @@ def test_crash(pyvmm_run):
     assert out.status == 0
 
 def test_passes(pyvmm_run):
+    import inspect
+    from vmm.api import run_igvm
+    assert inspect.signature(pyvmm_run) == inspect.signature(run_igvm)
     assert pyvmm_run(tiny_guest("quiet pass\\n"), memory="64M").status == 0x21
 """
 
