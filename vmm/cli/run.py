@@ -38,11 +38,12 @@ def _symbols(args: argparse.Namespace):
     path = args.symbols or args.kernel
     if path is None:
         return None
+    from loaders.errors import LoadError
+    from ..files import read_file
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise UsageError(f"--symbols {path}: cannot read: {e.strerror}") from None
+        data = read_file(path)
+    except LoadError as e:
+        raise UsageError(f"--symbols {path}: {e}") from None
     symbols = elf_symbols(data)
     if args.symbols and not len(symbols):
         raise UsageError(f"--symbols {path}: no ELF symbol table in this file")
