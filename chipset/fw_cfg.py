@@ -83,10 +83,14 @@ class DmaControl(enum.IntFlag):
 
 @dataclass(frozen=True)
 class FwCfgFile:
-    """A named item in the file directory; writable ones accept DMA WRITE of their exact extent."""
+    """A named item in the file directory; writable ones accept DMA WRITE inside their extent.
+
+    on_write(buf, offset, length), called under the device lock after a DMA WRITE stored its bytes in buf (the
+    item's guest-visible bytearray), lets a device vet them and put back what it accepted (a shadow copy)."""
     name: str
     data: bytes | memoryview
     writable: bool = False
+    on_write: Callable[[bytearray, int, int], None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         raw = self.name.encode()
@@ -131,10 +135,13 @@ class FwCfg:
         blob, pairs = directory(items.files)
         self._table[Key.FILE_DIR] = blob
         self._writable: set[int] = set()
+        self._on_write: dict[int, Callable[[bytearray, int, int], None]] = {}
         for sel, f in pairs:
             self._table[sel] = bytearray(f.data) if f.writable else f.data
             if f.writable:
                 self._writable.add(sel)
+                if f.on_write is not None:
+                    self._on_write[sel] = f.on_write
         self._table.setdefault(Key.SIGNATURE, SIGNATURE)
         self._table.setdefault(Key.ID, struct.pack("<I", IdFeature.TRADITIONAL | IdFeature.DMA))
         self._empty = b""
@@ -253,6 +260,9 @@ class FwCfg:
             return False
         data[off:off + length] = chunk
         self.offset = off + length
+        hook = self._on_write.get(self.key & (ENTRY_MASK | ARCH_LOCAL))
+        if hook is not None:
+            hook(data, off, length)
         return True
 
     def _skip(self, length: int) -> None:
