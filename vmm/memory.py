@@ -64,6 +64,7 @@ class GuestMemory:
 
     def __init__(self, size: int) -> None:
         self.size = size
+        self.untouched = True             # no plan was applied yet: every byte still reads as zero
         self.regions: list[Region] = []
         try:
             for gpa, n in ram_layout(size):

@@ -69,7 +69,7 @@ def run_command(args: argparse.Namespace) -> int:
     source = make_source(args, memory, cpus)      # validates files before any VM exists
     config = MachineConfig(memory=memory, cpus=cpus, serial_out=out, trace=frozenset(args.trace), cpu=cpu,
                            symbols=_symbols(args) if "rip" in args.trace else None,
-                           fw_cfg=fw_cfg_for(args, memory, cpus, files))
+                           fw_cfg=fw_cfg_for(args, memory, cpus, files), vmfwupdate=not args.no_vmfwupdate)
     return execute(config, source, args, interactive)
 
 
@@ -100,7 +100,7 @@ def fw_cfg_for(args: argparse.Namespace, memory: int, cpus: int, files: tuple):
         initrd = read_file(args.initrd) if args.initrd else None
         kernel_keys, kernel_files = linux_boot_items(read_file(args.kernel), initrd, args.cmdline or "", memory)
     try:
-        return fw_cfg_items(memory, cpus, files, kernel_keys, kernel_files)
+        return fw_cfg_items(memory, cpus, files, kernel_keys, kernel_files, vmfwupdate=not args.no_vmfwupdate)
     except ValueError as e:
         raise UsageError(f"--fw-cfg: {e}") from None
 
