@@ -196,3 +196,17 @@ def test_cli_no_reboot_continues_into_an_update_and_ends_on_a_plain_reset(tmp_pa
                                                                             "stage 3 boot 1"]
     p = subprocess.run(base + ["--no-vmfwupdate", "--no-reboot"], capture_output=True, text=True, timeout=90)
     assert p.returncode == (1 << 1) | 1 and "vmfwupdate sel=0x0" in p.stdout, p.stderr
+
+
+def test_example_builds_and_brings_its_own_firmware(tmp_path):
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    b = subprocess.run([sys.executable, str(root / "examples" / "vmfwupdate" / "build.py"), str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert b.returncode == 0 and "warning" not in b.stderr, b.stderr
+    p = subprocess.run([sys.executable, "-m", "vmm", "--igvm", str(tmp_path / "stage1.igvm"), "-m", "256M",
+                        "--timeout", "60", "--fw-cfg", f"name=opt/org.example/firmware,file={tmp_path / 'stage2.igvm'}"],
+                       capture_output=True, text=True, timeout=90, cwd=root)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-1] == "stage 2: the new firmware runs; note from stage 1: hello from stage 1"
+    assert "launching the new firmware" in p.stderr
