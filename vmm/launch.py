@@ -8,6 +8,7 @@ instead, which then stays the firmware for later resets.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable
 
@@ -32,10 +33,12 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
     deadline = None if timeout is None else time.monotonic() + timeout
     quick = 0
     firmware: LoadPlan | None = None
+    held = None              # the host copy of an applied update: the firmware's page data points into it
     try:
         with GuestMemory(config.memory) as memory:
             while True:
-                with Machine(config, memory=memory) as m:
+                m = Machine(config, memory=memory)
+                try:
                     if firmware is None:
                         firmware = make_plan(m)
                     m.load(firmware)
@@ -49,10 +52,24 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
                         on_machine(None)
                     request = m.vmfwupdate.pending() if m.vmfwupdate and result.outcome is Outcome.RESET else None
                     # every vCPU thread has ended: the copy is what the guest wrote, and nothing changes it now
-                    image = memory.read(*request) if request else None
+                    image = _copy_out(memory, *request) if request else None
+                except BaseException:
+                    m.close()
+                    raise
+                # Its vCPUs never enter the guest again, so no KVM writer (kvmclock, steal time) is left; the VM's
+                # teardown overlaps the update's validation and ends before the next machine is built.
+                closing = threading.Thread(target=m.close, name="close-machine", daemon=True)
+                closing.start()
+                del m
                 if result.outcome is not Outcome.RESET:
+                    closing.join()
+                    if image is not None:
+                        image.close()
                     return result
-                update = _update(image, request, config) if image is not None else None
+                update = _update(image.view, request, config) if image is not None else None
+                closing.join()
+                if update is None and image is not None:
+                    image.close()
                 if update is None and no_reboot:
                     return result
                 # Counted by run time, not by resets per wall second: building a 64-vCPU machine can itself take
@@ -62,17 +79,32 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
                     return RunResult(Outcome.FATAL, 3, f"guest reset {quick} times within a second of starting, in a "
                                                        f"row; giving up (last: {result.message.splitlines()[0]})")
                 if update is not None:
-                    firmware = update
+                    firmware = update                   # the previous update's plan is gone: its copy can go
+                    if held is not None:
+                        held.close()
+                    held = image
                     config.log(f"pyvmm: {result.message.splitlines()[0]}; vmfwupdate: launching the new firmware "
                                f"({request[1]:#x} bytes from {request[0]:#x})")
                 else:
                     config.log(f"pyvmm: {result.message.splitlines()[0]}; relaunching")
     finally:
+        firmware = update = None          # no plan may point into the copy when it is unmapped
+        if held is not None:
+            held.close()
         if on_machine:
             on_machine(None)
 
 
-def _update(image: bytes, request: tuple[int, int], config: MachineConfig) -> LoadPlan | None:
+def _copy_out(memory: GuestMemory, addr: int, size: int):
+    """The image as a host copy (a kvm.mman.HostMapping): transparent huge pages, so copying 64 MiB costs 32 page
+    faults rather than 16,384; the caller closes it once no plan refers to it."""
+    from kvm.mman import HostMapping
+    copy = HostMapping(size, what="vmfwupdate image copy", huge=True)
+    copy.view[:] = memory.view(addr, size)
+    return copy
+
+
+def _update(image: memoryview, request: tuple[int, int], config: MachineConfig) -> LoadPlan | None:
     """The plan of a requested update, or None after one stderr line saying why it is refused."""
     from loaders.errors import LoadError
 

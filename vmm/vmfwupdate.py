@@ -15,7 +15,7 @@ from loaders.plan import LoadPlan
 IMAGE_NAME = "vmfwupdate image"
 
 
-def plan_update(image: bytes, addr: int, size: int, memory: int, cpus: int) -> LoadPlan:
+def plan_update(image: bytes | memoryview, addr: int, size: int, memory: int, cpus: int) -> LoadPlan:
     """The filled, checked plan of the new firmware; LoadError naming why it is refused."""
     from .igvm_source import IgvmSpec, prepare_igvm
     plan = prepare_igvm(IgvmSpec(IMAGE_NAME), memory, cpus, raw=image).plan

@@ -79,7 +79,7 @@ class _Runs:
             if len(self.chunks) == 1:
                 data = self.chunks[0]
             elif self.span_obj is not None:
-                data = memoryview(self.span_obj)[self.span_start:self.span_end]
+                data = memoryview(self.span_obj).cast("B")[self.span_start:self.span_end]   # bytes of any exporter
             else:
                 data = b"".join(self.chunks)
             self.plan.writes.append(MemoryWrite(self.start, data, f"page data (header #{self.first})"))
