@@ -193,3 +193,45 @@ def test_dma_write_with_skip_reaches_the_shadow_and_reads_back_accepted_values()
     assert dma(dev, ram, DmaControl.WRITE, 4, 0x2000) == DmaControl.ERROR   # past the 32 bytes: nothing applied
     assert model.pending() == (0x400000, 0x3000)
     assert model.file().name == FILE_NAME
+
+
+# --- the reset-time validation (vmm.vmfwupdate.plan_update), without KVM ---------------------------------------------
+def _image(**kw) -> bytes:
+    from loaders.igvm.pack import pack_flat_image
+    return pack_flat_image(b"\xf4" * 64, **kw)
+
+
+def test_plan_update_accepts_a_native_file_and_fills_it_for_this_machine():
+    from loaders.igvm import HeaderType
+    from loaders.igvm.pack import ParamSpec
+    from vmm.vmfwupdate import plan_update
+    raw = _image(params=(ParamSpec(HeaderType.VP_COUNT_PARAMETER, 0x20000),))
+    plan = plan_update(raw, 0x2000000, len(raw), 64 * MiB, 3)
+    assert 0 in plan.vps and plan.vps[0].regs["rip"] == 0x100000
+    assert [bytes(p.data[:4]) for p in plan.parameters] == [(3).to_bytes(4, "little")]
+
+
+def test_plan_update_refusals_name_why():
+    import pytest
+    from loaders.errors import LoadError
+    from loaders.igvm import HeaderType, IgvmBuilder, Platform
+    from loaders.igvm.pack import ParamSpec
+    from vmm.vmfwupdate import plan_update
+    ok = _image()
+    snp = IgvmBuilder(version=2)
+    snp.pages(0x100000, b"\xf4", snp.platform(Platform.SEV_SNP))
+    no_context = IgvmBuilder(version=2)
+    no_context.pages(0x100000, b"\xf4", no_context.platform(Platform.NATIVE))
+    cases = [
+        (b"XGVM" + ok[4:], 0x2000000, "magic"),
+        (ok[:100], 0x2000000, "does not match the file's length"),
+        (snp.build(), 0x2000000, "no platform pyvmm can launch"),
+        (no_context.build(), 0x2000000, "no NATIVE VP context for VP 0"),
+        (_image(params=(ParamSpec(HeaderType.VP_COUNT_PARAMETER, 0x2000000),)), 0x2000000, "overlaps the image"),
+        (ok, 0x100000 - 0x800, "overlaps the image"),                  # the buffer runs into the code page
+        (_image(required_memory=((0, 128 * MiB),)), 0x2000000, "requires RAM"),
+        (_image(load_addr=96 * MiB), 0x2000000, "not inside guest RAM"),
+    ]
+    for raw, addr, why in cases:
+        with pytest.raises(LoadError, match=why):
+            plan_update(raw, addr, len(raw), 64 * MiB, 1)

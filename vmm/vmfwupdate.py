@@ -24,6 +24,4 @@ def plan_update(image: bytes | memoryview, addr: int, size: int, memory: int, cp
         if start < end and addr < stop:
             raise LoadError(f"{IMAGE_NAME}: {what} at {start:#x}-{stop:#x} overlaps the image's own buffer "
                             f"{addr:#x}-{end:#x} (fw_image_addr/fw_image_size)")
-    if 0 not in plan.vps:
-        raise LoadError(f"{IMAGE_NAME}: the file has no VP context for VP 0")
     return plan
