@@ -93,7 +93,8 @@ def test_chained_update_and_the_last_firmware_stays_for_plain_resets():
     lines = out.text.splitlines()
     assert out.status == (3 << 1) | 1, out.text
     boots = [line for line in lines if line.startswith("stage ")]
-    # stage 3 resets with no request: the plain reset runs stage 3 again (it is the firmware now), RAM kept
+    # stage 3 scribbles over the buffer its image came from and resets with no request: the plain reset runs
+    # stage 3 again from pyvmm's copy (it is the firmware now), RAM kept
     assert boots == ["stage 1 boot 1", "stage 2 boot 1", "stage 3 boot 1", "stage 3 boot 2"]
     assert lines.count(f"pattern fnv={PATTERN_FNV}") == 4
 

@@ -92,6 +92,11 @@ class GuestMemory:
         except GuestMemoryError:
             return False
 
+    def host_address(self, gpa: int, size: int) -> int:
+        """The host address of [gpa, gpa+size), which must lie in one RAM range (for ctypes.memmove)."""
+        r, off = self._find(gpa, size)
+        return r.mapping.addr + off
+
     def view(self, gpa: int, size: int) -> memoryview:
         """A writable view of guest RAM; valid until close(), so callers must not keep it."""
         r, off = self._find(gpa, size)

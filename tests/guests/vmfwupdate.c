@@ -128,6 +128,8 @@ int main(void) {
     u32 n;
     u16 img = find(next, &n);
     if (img) dma_at(&desc, DMA_READ | DMA_SELECT | ((u32)img << 16), IMG_ADDR, n);
+    else for (u32 i = 0; i < 0x10000; i++) ((volatile u8 *)IMG_ADDR)[i] = 0xcc;   /* the firmware's source is gone:
+                                                                                       a later reset needs pyvmm's copy */
 #ifdef ADDR
     u64 addr = ADDR;
 #else
