@@ -1,12 +1,12 @@
-"""ACPI fixed-hardware registers at 0x400 (PM1a event 0x400, PM1a control 0x404, PM timer 0x408, GPE0 0x40c),
-as the FADT pyvmm builds for Linux describes them. Writing SLP_TYP=S5 with SLP_EN powers the machine off."""
+"""ACPI fixed-hardware registers: PM1a event (+0), PM1a control (+4), PM timer (+8), GPE0 (+12) from the PM base
+the machine registers them at, as the FADT pyvmm builds describes them. Writing SLP_TYP=S5 with SLP_EN powers the
+machine off."""
 
 from __future__ import annotations
 
 import time
 from typing import Callable
 
-PM_BASE = 0x400
 PM_LENGTH = 0x10
 SLP_TYP_S5 = 5                      # the value the DSDT's \\_S5 package gives
 SLP_EN = 1 << 13

@@ -1,5 +1,5 @@
 """QEMU's fw_cfg on x86 ports (selector 0x510, data 0x511, DMA 0x514/0x518), so firmware and Linux find their
-configuration where they look for it on QEMU. Semantics follow specs/chipset-fwcfg-linux-boot.md 1.1-1.5.
+configuration where they look for it on QEMU. Semantics follow QEMU hw/nvram/fw_cfg.c and docs/specs/fw_cfg.rst.
 
 The item set is plain data handed in; guest memory comes through a GuestRam accessor (chipset.ram), so a
 malformed DMA descriptor can only end in the ERROR bit, never in an exception or a host access.
@@ -15,7 +15,6 @@ from typing import Callable
 
 from .ram import GuestRam
 
-FW_CFG_BASE = 0x510
 FW_CFG_PORTS = 12                  # 0x510-0x51b: selector/data, a 2-port gap, the 8 DMA ports (QEMU's _CRS length)
 SIGNATURE = b"QEMU"
 DMA_SIGNATURE = b"QEMU CFG"
@@ -28,7 +27,7 @@ ARCH_LOCAL = 0x8000
 
 
 class Offset(enum.IntEnum):
-    """Port offsets from FW_CFG_BASE."""
+    """Port offsets from the selector port (where the machine registers the device)."""
     SELECTOR = 0
     DATA = 1
     DMA_HIGH = 4
@@ -81,21 +80,28 @@ class DmaControl(enum.IntFlag):
     WRITE = 0x10
 
 
+WriteCallback = Callable[[int, bytes], None]
+
+
 @dataclass(frozen=True)
 class FwCfgFile:
-    """A named item in the file directory; writable ones accept DMA WRITE inside their extent.
+    """A named item in the file directory.
 
-    on_write(buf, offset, length), called under the device lock after a DMA WRITE stored its bytes in buf (the
-    item's guest-visible bytearray), lets a device vet them and put back what it accepted (a shadow copy)."""
+    A writable file (QEMU's fw_cfg_add_file_callback with allow_write) keeps its size; a DMA WRITE that fits in
+    what is left of it from the current offset replaces those bytes, then on_write(offset, bytes written) runs
+    (QEMU's write_cb), so the VMM learns e.g. the guest address a table loader's WRITE_POINTER reports. on_write
+    runs on the writing vCPU's thread under the device lock: keep it short and do not call back into the device."""
     name: str
     data: bytes | memoryview
     writable: bool = False
-    on_write: Callable[[bytearray, int, int], None] | None = field(default=None, compare=False)
+    on_write: WriteCallback | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         raw = self.name.encode()
         if not raw or len(raw) > MAX_NAME or b"\0" in raw:
             raise ValueError(f"fw_cfg file name {self.name!r} must be 1..{MAX_NAME} bytes without NUL")
+        if self.on_write is not None and not self.writable:
+            raise ValueError(f"fw_cfg file {self.name}: on_write needs a writable file")
 
 
 @dataclass
@@ -125,7 +131,8 @@ def directory(files: list[FwCfgFile]) -> tuple[bytes, list[tuple[int, FwCfgFile]
 
 
 class FwCfg:
-    """The port device: registers at FW_CFG_BASE, FW_CFG_PORTS long. Thread-safe (vCPUs may race on it)."""
+    """The port device: FW_CFG_PORTS long, registered where the machine's layout says. Thread-safe (vCPUs may race
+    on it)."""
 
     def __init__(self, memory: GuestRam, items: FwCfgItems, on_error: Callable[[str], None] | None = None) -> None:
         self.memory = memory
@@ -134,14 +141,15 @@ class FwCfg:
         self._table: dict[int, bytes | memoryview | bytearray] = {k & ~0x4000: v for k, v in items.keys.items()}
         blob, pairs = directory(items.files)
         self._table[Key.FILE_DIR] = blob
-        self._writable: set[int] = set()
-        self._on_write: dict[int, Callable[[bytearray, int, int], None]] = {}
+        self._names = {sel: f.name for sel, f in pairs}
+        self._writable: dict[int, WriteCallback | None] = {}     # selector -> on_write, for writable files only
         for sel, f in pairs:
-            self._table[sel] = bytearray(f.data) if f.writable else f.data
+            # a writable file handed in as a bytearray is served from it, so its owner can put back in on_write
+            # what it accepted (a shadow copy, as etc/vmfwupdate does); other data is copied
+            own = f.writable and isinstance(f.data, bytearray)
+            self._table[sel] = f.data if own or not f.writable else bytearray(f.data)
             if f.writable:
-                self._writable.add(sel)
-                if f.on_write is not None:
-                    self._on_write[sel] = f.on_write
+                self._writable[sel] = f.on_write
         self._table.setdefault(Key.SIGNATURE, SIGNATURE)
         self._table.setdefault(Key.ID, struct.pack("<I", IdFeature.TRADITIONAL | IdFeature.DMA))
         self._empty = b""
@@ -249,21 +257,36 @@ class FwCfg:
         return True
 
     def _dma_write(self, length: int, address: int) -> bool:
+        """QEMU's fw_cfg_dma_transfer WRITE: ERROR unless the item is writable, the whole length fits from the
+        current offset and the source is RAM; nothing is copied then, but the offset still advances over what
+        the item had left (as QEMU's cur_offset += len does). Absent items and offsets at the end stay put."""
         if not length:
             return True
         data, off = self.current, self.offset
-        if self.key & (ENTRY_MASK | ARCH_LOCAL) not in self._writable or off + length > len(data):
-            return False                             # read-only, absent, or would truncate: QEMU's ERROR
+        if off >= len(data):
+            return False                             # absent item or nothing left: ERROR, offset unchanged
+        n = min(length, len(data) - off)
+        self.offset = off + n
+        key = self.key & (ENTRY_MASK | ARCH_LOCAL)
+        if key not in self._writable or n != length:
+            return False                             # read-only, or would truncate
         try:
             chunk = self.memory.read(address, length)
         except ValueError:
-            return False
+            return False                             # source outside RAM
         data[off:off + length] = chunk
-        self.offset = off + length
-        hook = self._on_write.get(self.key & (ENTRY_MASK | ARCH_LOCAL))
-        if hook is not None:
-            hook(data, off, length)
+        callback = self._writable[key]
+        if callback is not None:
+            callback(off, bytes(chunk))
         return True
+
+    def file_data(self, name: str) -> bytes:
+        """A file's current bytes (a writable one's as the guest last wrote them); KeyError when absent."""
+        with self._lock:
+            for sel, n in self._names.items():
+                if n == name:
+                    return bytes(self._table[sel])
+        raise KeyError(name)
 
     def _skip(self, length: int) -> None:
         if self.offset < len(self.current):

@@ -1,6 +1,6 @@
 """A PS/2 controller (i8042) without devices behind it: enough for Linux's probe and its reboot=k path.
 
-Registered at 0x60 (length 5): offset 0 is the data port, offset 4 the status/command port. Command
+Registered at the PC's keyboard port (length 5): offset 0 is the data port, offset 4 the status/command port. Command
 0xFE (pulse the reset line) and an output-port write with bit 0 clear call reset(), which is how Linux
 and firmware reboot a PC.
 """
@@ -12,6 +12,7 @@ from collections import deque
 from typing import Callable
 
 DATA, COMMAND = 0, 4
+I8042_PORTS = 5                   # data .. status/command
 ST_OBF, ST_IBF, ST_SYS, ST_CMD, ST_UNLOCKED = 0x01, 0x02, 0x04, 0x08, 0x10
 CCB_KBD_INT, CCB_SYS, CCB_KBD_OFF, CCB_AUX_OFF, CCB_XLATE = 0x01, 0x04, 0x10, 0x20, 0x40
 ACK = 0xFA
@@ -21,7 +22,9 @@ class I8042:
     """Controller state: status, command byte, output port and the output buffer the guest reads."""
 
     def __init__(self, reset: Callable[[], None], irq: Callable[[int, int], None] | None = None,
-                 line: int = 1) -> None:
+                 line: int | None = None) -> None:
+        if irq is not None and line is None:
+            raise ValueError("an i8042 with an irq callable needs its interrupt line")
         self.reset = reset
         self.irq = irq
         self.line = line

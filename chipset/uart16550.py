@@ -32,8 +32,11 @@ BACKLOG_LIMIT = 1 << 20   # host bytes waiting for FIFO room; beyond this input 
 class Uart16550:
     """COM port registers at offsets 0-7; irq(line, level) is driven only when the level changes."""
 
-    def __init__(self, irq: Callable[[int, int], None] | None = None, line: int = 4,
+    def __init__(self, irq: Callable[[int, int], None] | None = None, line: int | None = None,
                  output: Callable[[bytes], None] | None = None) -> None:
+        """irq(line, level) drives the interrupt line the machine wired this port to (COM1's is the machine's)."""
+        if irq is not None and line is None:
+            raise ValueError("a UART with an irq callable needs its interrupt line")
         self.irq = irq
         self.line = line
         self.output = output or (lambda data: None)

@@ -59,6 +59,7 @@ class VmFwUpdate:
         self._last_log: float | None = None
         self._suppressed = 0
         self.control = self.addr = self.size = 0
+        self.buffer = bytearray(self.encode())   # the guest-visible bytes fw_cfg serves (file())
 
     # --- what the reset path asks -----------------------------------------------------
     def pending(self) -> tuple[int, int] | None:
@@ -71,25 +72,25 @@ class VmFwUpdate:
         return LAYOUT.pack(CAPABILITIES, self.control, self.addr, self.size)
 
     def file(self) -> FwCfgFile:
-        """The fw_cfg file: writable, every write handed to written()."""
-        return FwCfgFile(FILE_NAME, self.encode(), writable=True, on_write=self.written)
+        """The fw_cfg file, served from self.buffer: after every DMA WRITE the accepted values are put back."""
+        return FwCfgFile(FILE_NAME, self.buffer, writable=True, on_write=self.written)
 
     # --- the write rules ----------------------------------------------------------------
     def write(self, offset: int, data: bytes) -> bytes:
-        """Apply a guest write of data at offset (inside the 32 bytes) and return the bytes a read now sees."""
-        buf = bytearray(self.encode())
-        buf[offset:offset + len(data)] = data
-        self.written(buf, offset, len(data))
-        return bytes(buf)
+        """Apply a guest write of data at offset (inside the 32 bytes), as a DMA WRITE does, and return the bytes a
+        read now sees."""
+        self.buffer[offset:offset + len(data)] = data
+        self.written(offset, data)
+        return bytes(self.buffer)
 
-    def written(self, buf: bytearray, offset: int, length: int) -> None:
-        """fw_cfg hook: buf (the guest-visible 32 bytes) now holds the guest's bytes at [offset, offset+length);
-        take what passes the rules into the shadow and put the shadow back into buf."""
-        touched = range(offset, offset + length)
-        _, control, addr, size = LAYOUT.unpack(bytes(buf))
+    def written(self, offset: int, data: bytes) -> None:
+        """fw_cfg's on_write: self.buffer now holds the guest's data at offset; take what passes the rules into
+        the shadow and put the shadow back into the buffer."""
+        touched = range(offset, offset + len(data))
+        _, control, addr, size = LAYOUT.unpack(bytes(self.buffer))
         if not self.control & DISABLE:
             self._accept(touched, control, addr, size)
-        buf[:] = self.encode()
+        self.buffer[:] = self.encode()
 
     def _accept(self, touched: range, control: int, addr: int, size: int) -> None:
         if _meets(touched, CONTROL_FIELD):

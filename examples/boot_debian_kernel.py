@@ -23,8 +23,9 @@ KERNEL_WORDS = ("console=ttyS0 noxsave mitigations=off clearcpuid=129,137,140,14
                 "8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd")
 
 
-def fetch_bzimage(workdir: str) -> str:
-    """Path of /boot/vmlinuz-* from the newest linux-image-<abi>-amd64 package apt knows (downloaded, unpacked)."""
+def download_kernel_package(workdir: str) -> str:
+    """Path of the newest linux-image-<abi>-amd64 package apt knows, downloaded into workdir (the only step that
+    needs the network and apt's lists; everything after it works offline)."""
     names = subprocess.run(["apt-cache", "search", "--names-only", r"^linux-image-[0-9].*-amd64$"], check=True,
                            capture_output=True, text=True).stdout.split()
     abi = re.compile(r"^linux-image-(\d+)\.(\d+)\.(\d+)-(\d+)-amd64$")     # a real kernel, not a metapackage
@@ -32,9 +33,24 @@ def fetch_bzimage(workdir: str) -> str:
     if not pkgs:
         raise RuntimeError("apt knows no linux-image-*-amd64 package (run apt-get update)")
     subprocess.run(["apt-get", "download", "-qq", pkgs[-1]], cwd=workdir, check=True, capture_output=True)
-    deb = glob.glob(os.path.join(workdir, "linux-image-*.deb"))[0]
+    debs = glob.glob(os.path.join(workdir, "linux-image-*.deb"))
+    if not debs:
+        raise RuntimeError(f"apt-get download {pkgs[-1]} left no .deb in {workdir}")
+    return debs[0]
+
+
+def bzimage_from_package(deb: str, workdir: str) -> str:
+    """Path of /boot/vmlinuz-* unpacked from the package."""
     subprocess.run(["dpkg-deb", "-x", deb, os.path.join(workdir, "x")], check=True)
-    return glob.glob(os.path.join(workdir, "x", "boot", "vmlinuz-*"))[0]
+    found = glob.glob(os.path.join(workdir, "x", "boot", "vmlinuz-*"))
+    if not found:
+        raise RuntimeError(f"{deb} holds no /boot/vmlinuz-*")
+    return found[0]
+
+
+def fetch_bzimage(workdir: str) -> str:
+    """Path of /boot/vmlinuz-* from the newest linux-image-<abi>-amd64 package apt knows (downloaded, unpacked)."""
+    return bzimage_from_package(download_kernel_package(workdir), workdir)
 
 
 def vmlinux_from_bzimage(bzimage: bytes) -> bytes:
@@ -51,13 +67,17 @@ def vmlinux_from_bzimage(bzimage: bytes) -> bytes:
     raise ValueError("no xz-compressed ELF inside this bzImage")
 
 
-def build_igvm(workdir: str, cmdline: str = KERNEL_WORDS) -> str:
+def build_igvm(workdir: str, cmdline: str = KERNEL_WORDS, deb: str | None = None) -> str:
+    """An IGVM file (pyvmm igvm build-linux) of the kernel in `deb` (downloaded when None)."""
+    bzimage = bzimage_from_package(deb or download_kernel_package(workdir), workdir)
     vmlinux = os.path.join(workdir, "vmlinux")
-    with open(fetch_bzimage(workdir), "rb") as fh, open(vmlinux, "wb") as out:
+    with open(bzimage, "rb") as fh, open(vmlinux, "wb") as out:
         out.write(vmlinux_from_bzimage(fh.read()))
     igvm = os.path.join(workdir, "debian.igvm")
-    subprocess.run([sys.executable, "-m", "vmm", "igvm", "build-linux", "--kernel", vmlinux, "--cmdline", cmdline,
-                    "-o", igvm], check=True, capture_output=True)
+    p = subprocess.run([sys.executable, "-m", "vmm", "igvm", "build-linux", "--kernel", vmlinux, "--cmdline", cmdline,
+                        "-o", igvm], capture_output=True, text=True)
+    if p.returncode:
+        raise RuntimeError(f"pyvmm igvm build-linux failed with status {p.returncode}: {p.stderr.strip()}")
     return igvm
 
 

@@ -44,21 +44,17 @@ def _load_libc(use_errno: bool = True) -> ctypes.CDLL:
 
 _libc = _load_libc()
 
-# Three prototypes of the same symbol: one taking a pointer/integer argument, two for KVM_RUN.
+# Two prototypes of the same symbol: one taking a pointer/integer argument, one for KVM_RUN.
 _ioctl = _libc["ioctl"]
 _ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 _ioctl.restype = ctypes.c_int
 
-raw_ioctl = _libc["ioctl"]
-"""Unchecked ioctl for KVM_RUN; errno through get_errno(). No argtypes: its three arguments (fd, request, 0) are
-plain ints that fit a C int, which ctypes passes as is, and the call costs half as much user CPU as one that
-converts through argtypes (about 0.5 µs less per exit here)."""
-raw_ioctl.restype = ctypes.c_int
-
 _plain_libc = _load_libc(use_errno=False)
 run_ioctl = _plain_libc["ioctl"]
-"""raw_ioctl without ctypes' errno swap around every call (the run loop's hot path): after a call that returned
--1, read errno from thread_errno(). CPython keeps errno across re-taking the GIL and its signal handler."""
+"""Unchecked ioctl for KVM_RUN (the run loop's hot path), without ctypes' errno swap around every call: after a call
+that returned -1, read errno from thread_errno(). CPython keeps errno across re-taking the GIL and its signal handler.
+No argtypes: its three arguments (fd, request, 0) are plain ints that fit a C int, which ctypes passes as is, and the
+call costs half as much user CPU as one that converts through argtypes (about 0.5 µs less per exit here)."""
 run_ioctl.restype = ctypes.c_int
 _errno_location = _plain_libc["__errno_location"]
 _errno_location.restype = ctypes.POINTER(ctypes.c_int)
@@ -67,9 +63,6 @@ _errno_location.restype = ctypes.POINTER(ctypes.c_int)
 def thread_errno() -> "ctypes._Pointer":
     """The calling thread's errno (glibc's __errno_location); call it on the thread that makes the calls."""
     return _errno_location()
-
-
-get_errno = ctypes.get_errno
 
 
 def ioctl(fd: int, request: int, arg: "int | ctypes._CData | None" = 0, name: str = "") -> int:

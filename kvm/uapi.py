@@ -4,12 +4,14 @@ Sizes are asserted in tests against the kernel's; ioctl numbers are derived from
 """
 
 import ctypes
-from ctypes import c_uint8, c_uint16, c_uint32, c_uint64, c_int32
+from ctypes import c_uint8, c_uint16, c_uint32, c_uint64
 from enum import IntEnum
 
 from .ioctl import io, ior, iow, iowr
 
 KVM_API_VERSION = 12
+PAGE_SIZE = 4096
+PIO_PAGE_OFFSET = 1            # KVM_PIO_PAGE_OFFSET: the page of a vCPU's mmap that holds KVM_EXIT_IO data
 
 
 class Cap(IntEnum):
@@ -77,7 +79,6 @@ class kvm_userspace_memory_region(_S):
                 ("memory_size", c_uint64), ("userspace_addr", c_uint64)]
 
 
-MEM_LOG_DIRTY_PAGES = 1
 MEM_READONLY = 2
 
 
@@ -118,9 +119,6 @@ class kvm_cpuid_entry2(_S):
                 ("ebx", c_uint32), ("ecx", c_uint32), ("edx", c_uint32), ("_padding", c_uint32 * 3)]
 
 
-CPUID_FLAG_SIGNIFCANT_INDEX = 1
-
-
 def kvm_cpuid2(n: int) -> ctypes.Structure:
     """A kvm_cpuid2 with room for n entries (the kernel struct ends in a flexible array)."""
     class kvm_cpuid2_n(_S):
@@ -137,10 +135,6 @@ def kvm_msrs(n: int) -> ctypes.Structure:
     class kvm_msrs_n(_S):
         _fields_ = [("nmsrs", c_uint32), ("_pad", c_uint32), ("entries", kvm_msr_entry * n)]
     return kvm_msrs_n()
-
-
-class kvm_msr_list_hdr(_S):
-    _fields_ = [("nmsrs", c_uint32)]
 
 
 class kvm_lapic_state(_S):
@@ -183,8 +177,9 @@ class kvm_coalesced_mmio(_S):
     _fields_ = [("phys_addr", c_uint64), ("len", c_uint32), ("pio", c_uint32), ("data", c_uint8 * 8)]
 
 
-COALESCED_RING_HEADER = 8
-COALESCED_ENTRY_SIZE = ctypes.sizeof(kvm_coalesced_mmio)
+class kvm_coalesced_mmio_ring(_S):
+    """The ring's header; kvm_coalesced_mmio entries follow it to the end of its page."""
+    _fields_ = [("first", c_uint32), ("last", c_uint32)]
 
 
 class kvm_mp_state(_S):
@@ -234,11 +229,22 @@ class kvm_run(_S):
 IO_IN, IO_OUT = 0, 1
 
 
+def field_offset(struct: type, path: str) -> tuple[int, int]:
+    """(offset, size) in bytes of a dotted field path such as "u.io.port": C's offsetof() through nested
+    structures and unions, so code that reads a shared page by offset takes it from the declaration above."""
+    offset, size = 0, 0
+    for name in path.split("."):
+        fld = getattr(struct, name)           # a ctypes CField: offset and size within its container
+        offset += fld.offset
+        size = fld.size
+        struct = dict((f[0], f[1]) for f in struct._fields_)[name]
+    return offset, size
+
+
 class Ioctl:
     """Request numbers, computed from the structure sizes above as _IOW/_IOR/_IOWR do."""
     GET_API_VERSION = io(0x00)
     CREATE_VM = io(0x01)
-    GET_MSR_INDEX_LIST = iowr(0x02, 4)
     CHECK_EXTENSION = io(0x03)
     GET_VCPU_MMAP_SIZE = io(0x04)
     GET_SUPPORTED_CPUID = iowr(0x05, 8)
@@ -249,7 +255,6 @@ class Ioctl:
     CREATE_IRQCHIP = io(0x60)
     IRQ_LINE = iow(0x61, ctypes.sizeof(kvm_irq_level))
     REGISTER_COALESCED_MMIO = iow(0x67, ctypes.sizeof(kvm_coalesced_mmio_zone))
-    UNREGISTER_COALESCED_MMIO = iow(0x68, ctypes.sizeof(kvm_coalesced_mmio_zone))
     SET_GSI_ROUTING = iow(0x6A, 8)
     CREATE_PIT2 = iow(0x77, ctypes.sizeof(kvm_pit_config))
     RUN = io(0x80)
@@ -268,12 +273,4 @@ class Ioctl:
     GET_CPUID2 = iowr(0x91, 8)
     GET_MP_STATE = ior(0x98, ctypes.sizeof(kvm_mp_state))
     SET_MP_STATE = iow(0x99, ctypes.sizeof(kvm_mp_state))
-    GET_STATS_FD = io(0xCE)
 
-
-def ioctl_name(request: int) -> str:
-    """The KVM_* name of a request number, for error messages."""
-    for k, v in vars(Ioctl).items():
-        if v == request and not k.startswith("_"):
-            return "KVM_" + k
-    return f"ioctl 0x{request:x}"

@@ -8,7 +8,7 @@ import threading
 
 from . import uapi
 from .errors import KvmError
-from .ioctl import get_errno, ioctl, raw_ioctl
+from .ioctl import ioctl
 from .mman import HostMapping
 from .uapi import Ioctl
 
@@ -23,7 +23,8 @@ def install_kick_handler() -> None:
 
 
 class Vcpu:
-    """One vCPU fd with its kvm_run page; the run loop reads the page through `run` and raw offsets."""
+    """One vCPU fd with its kvm_run page; the run loop reads the page through `page.view` at offsets taken from
+    uapi.kvm_run, slow paths through `run` (the same page as a ctypes kvm_run)."""
 
     def __init__(self, vm: "Vm", index: int) -> None:  # noqa: F821
         self.vm = vm
@@ -40,15 +41,6 @@ class Vcpu:
         self._kick_lock = threading.Lock()
 
     # --- running -------------------------------------------------------------------------
-    def run_once(self) -> int:
-        """KVM_RUN once; the exit reason, or -1 when interrupted by a kick (EINTR/EAGAIN)."""
-        if raw_ioctl(self.fd, Ioctl.RUN, 0) < 0:
-            err = get_errno()
-            if err in (errno.EINTR, errno.EAGAIN):
-                return -1
-            raise KvmError("KVM_RUN", err)
-        return self.run.exit_reason
-
     def attach_thread(self) -> None:
         """Record the calling thread as the one running this vCPU, so kick() can signal it."""
         with self._kick_lock:
@@ -101,12 +93,6 @@ class Vcpu:
         for i, e in enumerate(entries):
             buf.entries[i] = e
         ioctl(self.fd, Ioctl.SET_CPUID2, buf, "KVM_SET_CPUID2")
-
-    def get_cpuid(self) -> list[uapi.kvm_cpuid_entry2]:
-        buf = uapi.kvm_cpuid2(256)
-        buf.nent = 256
-        ioctl(self.fd, Ioctl.GET_CPUID2, buf, "KVM_GET_CPUID2")
-        return [buf.entries[i] for i in range(buf.nent)]
 
     def set_msrs(self, msrs: dict[int, int]) -> None:
         buf = uapi.kvm_msrs(len(msrs))

@@ -4,8 +4,9 @@ import os
 import threading
 
 from . import uapi
+from .coalesced import CoalescedRing
 from .ioctl import ioctl
-from .uapi import Cap, Ioctl
+from .uapi import Ioctl
 
 
 class Vm:
@@ -15,6 +16,7 @@ class Vm:
         self.kvm = kvm
         self.fd = -1
         self.vcpus = []
+        self.coalesced_ring: CoalescedRing | None = None
         self.fd = ioctl(kvm.fd, Ioctl.CREATE_VM, 0, "KVM_CREATE_VM")
         self.vcpus: list["Vcpu"] = []  # noqa: F821
         self._irq_level = uapi.kvm_irq_level()
@@ -67,9 +69,13 @@ class Vm:
         zone = uapi.kvm_coalesced_mmio_zone(addr, size, 1 if pio else 0)
         ioctl(self.fd, Ioctl.REGISTER_COALESCED_MMIO, zone, "KVM_REGISTER_COALESCED_MMIO")
 
-    def has(self, cap: Cap) -> int:
-        """VM-level KVM_CHECK_EXTENSION (answers for this VM's type)."""
-        return ioctl(self.fd, Ioctl.CHECK_EXTENSION, int(cap), "KVM_CHECK_EXTENSION")
+    def open_coalesced_ring(self, page_offset: int) -> CoalescedRing:
+        """The VM's coalesced ring, seen through vCPU 0's mmap at `page_offset` pages (the value KVM_CHECK_EXTENSION
+        returns for KVM_CAP_COALESCED_MMIO); the VM closes it before its vCPUs."""
+        if self.coalesced_ring is None:
+            start = page_offset * uapi.PAGE_SIZE
+            self.coalesced_ring = CoalescedRing(self.vcpus[0].page.view[start:start + uapi.PAGE_SIZE])
+        return self.coalesced_ring
 
     def create_vcpu(self, index: int) -> "Vcpu":  # noqa: F821
         from .vcpu import Vcpu
@@ -78,6 +84,9 @@ class Vm:
         return v
 
     def close(self) -> None:
+        if self.coalesced_ring is not None:
+            self.coalesced_ring.close()
+            self.coalesced_ring = None
         for v in self.vcpus:
             v.close()
         self.vcpus.clear()

@@ -11,8 +11,10 @@ VMLINUX_LOAD = 0x1000000
 BZIMAGE_ENTRY = 0x100200
 
 
-def probe_vmlinux() -> bytes:
-    return build("linux_start.S", extra_sources=("linux_probe.c",), load_addr=VMLINUX_LOAD, elf=True)
+def probe_vmlinux(pvh: bool = False) -> bytes:
+    """The probe as an ELF vmlinux; pvh: with a PVH entry note (tests/guests/pvh_note.S) as a real vmlinux has."""
+    extra = ("linux_probe.c", "pvh_note.S") if pvh else ("linux_probe.c",)
+    return build("linux_start.S", extra_sources=extra, load_addr=VMLINUX_LOAD, elf=True)
 
 
 def make_bzimage(pm_code: bytes, *, version: int = 0x020F, xloadflags: int = 0x3, setup_sects: int = 1,

@@ -4,11 +4,12 @@ from hypothesis import given, strategies as st
 
 from loaders.acpi import build_madt, build_pptt, build_slit, build_srat, checksum_ok, parse_table
 from vmm.memory import ram_layout
+from vmm.pc_layout import PC
 
 
 @given(st.integers(1, 255))
 def test_madt_lists_every_cpu_and_the_kvm_irqchip(cpus):
-    raw = build_madt(cpus)
+    raw = build_madt(cpus, PC)
     t = parse_table(raw)
     assert t.signature == "APIC" and t.checksum_ok and t.length == len(raw) and t.revision == 5
     lapics = [e for e in t.entries if e["type"] == "local_apic"]
@@ -40,7 +41,7 @@ def test_slit_and_pptt():
 
 
 def test_checksum_detects_a_flipped_byte():
-    raw = bytearray(build_madt(2))
+    raw = bytearray(build_madt(2, PC))
     assert checksum_ok(raw)
     raw[40] ^= 1
     assert not parse_table(raw).checksum_ok

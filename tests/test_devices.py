@@ -37,7 +37,7 @@ def test_i8042_probe_answers():
 
 def test_i8042_output_port_reset_and_irq():
     resets, levels = [], []
-    k = I8042(reset=lambda: resets.append(1), irq=lambda line, lv: levels.append((line, lv)))
+    k = I8042(reset=lambda: resets.append(1), irq=lambda line, lv: levels.append((line, lv)), line=1)
     k.io_write(0, 1, 0xF2)
     assert levels[-1] == (1, 1)
     while k.io_read(4, 1) & 1:

@@ -17,12 +17,14 @@ from chipset.fw_cfg import (DIR_ENTRY, DMA_ACCESS, DmaControl, FwCfg, FwCfgFile,
                             directory)
 from chipset.ram import FlatRam
 from loaders.acpi import build_madt, checksum_ok, parse_table
-from loaders.acpi.table_loader import (LOADER_FILE, RSDP_FILE, TABLES_FILE, Allocate, Zone, build_qemu_acpi,
-                                       decode, run_loader)
+from loaders.acpi.table_loader import (LOADER_FILE, RSDP_FILE, TABLES_FILE, Allocate, WritePointer, Zone,
+                                       build_qemu_acpi, decode, encode, run_loader)
 from tests.guests.run import fnv1a as fnv
-from vmm.cli import UsageError
-from vmm.fw_cfg import e820_table, fw_cfg_items, linux_boot_items, parse_fw_cfg_option
+from vmm.cli.errors import UsageError
+from vmm.cli.options import parse_fw_cfg_option
+from vmm.fw_cfg import e820_table, fw_cfg_items, linux_boot_items
 from vmm.memory import ram_layout
+from vmm.pc_layout import PC
 
 USER = random.Random(7).randbytes(10_000)
 
@@ -103,6 +105,8 @@ def test_dma_select_read_skip_write(machine):
     assert read(dev, 0x20, 16) == b"0123456789abcdef"
     assert dma(dev, ram, 0x100, DmaControl.SELECT | DmaControl.SKIP | 0x20 << 16, 12, 0) == 0
     assert dma(dev, ram, 0x100, DmaControl.WRITE, 8, 0x4000) == DmaControl.ERROR    # would truncate
+    assert dma(dev, ram, 0x100, DmaControl.WRITE, 4, 0x4000) == DmaControl.ERROR    # QEMU moved past the 4 left
+    assert dma(dev, ram, 0x100, DmaControl.SELECT | DmaControl.SKIP | 0x20 << 16, 12, 0) == 0
     assert dma(dev, ram, 0x100, DmaControl.WRITE, 4, 0x4000) == 0
     assert read(dev, 0x20, 16) == b"0123456789ab0123"
 
@@ -184,6 +188,130 @@ def test_random_port_sequences_and_descriptors_never_escape(ops):
     assert all(ram.contains(gpa, n) for gpa, n in ram.touched)
 
 
+# --- writable files and the table loader's WRITE_POINTER ---------------------------------------------------------
+def test_writable_file_calls_on_write_and_other_writes_stay_errors():
+    seen = []
+    ram = FlatRam([(0, 64 << 10)])
+    items = FwCfgItems({}, [FwCfgFile("etc/addr", bytes(8), True, lambda off, data: seen.append((off, data))),
+                            FwCfgFile("etc/ro", bytes(8))])
+    dev = FwCfg(ram, items)
+    ram.write(0x2000, bytes(range(1, 9)))
+    assert dma(dev, ram, 0x100, DmaControl.SELECT | DmaControl.SKIP | 0x20 << 16, 2, 0) == 0
+    assert dma(dev, ram, 0x100, DmaControl.WRITE, 4, 0x2000) == 0
+    assert seen == [(2, b"\1\2\3\4")] and dev.file_data("etc/addr") == b"\0\0\1\2\3\4\0\0"
+    assert read(dev, 0x20, 8) == b"\0\0\1\2\3\4\0\0"
+    assert dma(dev, ram, 0x100, DmaControl.SELECT | DmaControl.WRITE | 0x20 << 16, 9, 0x2000) == DmaControl.ERROR
+    assert dma(dev, ram, 0x100, DmaControl.SELECT | DmaControl.WRITE | 0x21 << 16, 4, 0x2000) == DmaControl.ERROR
+    assert dma(dev, ram, 0x100, DmaControl.SELECT | DmaControl.WRITE | 0x20 << 16, 4, 0x20000) == DmaControl.ERROR
+    assert len(seen) == 1 and dev.file_data("etc/ro") == bytes(8)
+    with pytest.raises(KeyError):
+        dev.file_data("etc/none")
+    with pytest.raises(ValueError, match="on_write needs a writable file"):
+        FwCfgFile("etc/x", b"", on_write=lambda off, data: None)
+
+
+def test_write_pointer_entry_is_qemus_layout():
+    """Laid out by hand from QEMU's BiosLinkerLoaderEntry.wr_pointer: u32 command 4, dest_file[56], src_file[56],
+    u32 dst_offset, u32 src_offset, u8 size, zero padding to 128 bytes."""
+    entry = encode([WritePointer("etc/vmgenid_addr", "etc/vmgenid_guid", 0, 40, 8)])
+    want = bytearray(128)
+    want[0:4] = (4).to_bytes(4, "little")
+    want[4:4 + 16] = b"etc/vmgenid_addr"
+    want[60:60 + 16] = b"etc/vmgenid_guid"
+    want[116:120] = (0).to_bytes(4, "little")
+    want[120:124] = (40).to_bytes(4, "little")
+    want[124] = 8
+    assert entry == bytes(want)
+    assert decode(entry) == [WritePointer("etc/vmgenid_addr", "etc/vmgenid_guid", 0, 40, 8)]
+    for bad in (WritePointer("a", "b", 0, 0, 3), WritePointer("a", "b", -1, 0, 8), WritePointer("a", "b", 0, 2**32, 4)):
+        with pytest.raises(ValueError):
+            encode([bad])
+
+
+def _vmgenid_files(size: int = 8) -> dict[str, bytes]:
+    """QEMU's vmgenid shape: a 4 KiB blob holding the GUID at offset 40, and the writable address file."""
+    guid = bytes(40) + bytes(range(16))
+    return {"etc/vmgenid_guid": guid.ljust(4096, b"\0"), "etc/vmgenid_addr": bytes(size)}
+
+
+def test_run_loader_write_pointer_goes_through_the_device():
+    """The firmware model runs the script and writes by DMA (SELECT+SKIP, then WRITE) into the device."""
+    files = _vmgenid_files()
+    seen = []
+    ram = FlatRam([(0, 1 << 20)])
+    dev = FwCfg(ram, FwCfgItems({}, [FwCfgFile("etc/vmgenid_guid", files["etc/vmgenid_guid"]),
+                                     FwCfgFile("etc/vmgenid_addr", bytes(8), True,
+                                               lambda off, data: seen.append((off, data)))]))
+    sel = {f.name: s for s, f in directory([FwCfgFile(n, d) for n, d in files.items()])[1]}
+
+    def write_file(name: str, offset: int, data: bytes) -> None:
+        ram.write(0x3000, data)
+        assert dma(dev, ram, 0x100, DmaControl.SELECT | DmaControl.SKIP | sel[name] << 16, offset, 0) == 0
+        assert dma(dev, ram, 0x100, DmaControl.WRITE, len(data), 0x3000) == 0
+    script = encode([Allocate("etc/vmgenid_guid", 4096, Zone.HIGH),
+                     WritePointer("etc/vmgenid_addr", "etc/vmgenid_guid", 0, 40, 8)])
+    placed = run_loader(script, files, high=0x7F001, write_file=write_file)
+    assert placed["etc/vmgenid_guid"][0] == 0x80000
+    assert seen == [(0, (0x80000 + 40).to_bytes(8, "little"))]
+    assert dev.file_data("etc/vmgenid_addr") == (0x80028).to_bytes(8, "little")
+
+
+@pytest.mark.parametrize("command,words", [
+    (WritePointer("etc/vmgenid_addr", "etc/vmgenid_guid", 4, 40, 8), "past its 8 bytes"),
+    (WritePointer("etc/vmgenid_addr", "etc/vmgenid_guid", 0, 4096, 8), "outside etc/vmgenid_guid"),
+    (WritePointer("etc/vmgenid_addr", "etc/none", 0, 0, 8), "was not ALLOCATEd"),
+    (WritePointer("etc/none", "etc/vmgenid_guid", 0, 0, 8), "is not a fw_cfg file"),
+    (WritePointer("etc/vmgenid_addr", "etc/vmgenid_guid", 0, 40, 2), "does not fit in 2 bytes"),
+])
+def test_bad_write_pointer_is_refused(command, words):
+    script = encode([Allocate("etc/vmgenid_guid", 4096, Zone.HIGH), command])
+    with pytest.raises(ValueError, match=words):
+        run_loader(script, _vmgenid_files(), high=0x100000, write_file=lambda *a: None)
+    with pytest.raises(ValueError, match="no fw_cfg to write back to"):
+        run_loader(encode([Allocate("etc/vmgenid_guid", 4096, Zone.HIGH),
+                           WritePointer("etc/vmgenid_addr", "etc/vmgenid_guid", 0, 40, 8)]), _vmgenid_files())
+
+
+def _model_write(model: dict, control: int, length: int, address: int, ram: FlatRam) -> int:
+    """QEMU's fw_cfg_dma_transfer for SELECT + SKIP/WRITE, written out separately from the device: the oracle."""
+    if control & DmaControl.SELECT:
+        model["key"], model["off"] = control >> 16, 0
+    item = model["items"].get(model["key"] & 0x3FFF)
+    if not length or not control & (DmaControl.WRITE | DmaControl.SKIP):
+        return 0
+    if item is None or model["off"] >= len(item[0]):
+        return 0 if control & DmaControl.SKIP else DmaControl.ERROR
+    n = min(length, len(item[0]) - model["off"])
+    off = model["off"]
+    model["off"] += n
+    if control & DmaControl.SKIP:
+        return 0
+    if not item[1] or n != length or not ram.contains(address, length):
+        return DmaControl.ERROR
+    item[0][off:off + n] = ram.read(address, n)
+    model["writes"].append((off, ram.read(address, n)))
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from([0x20, 0x21, 0x22]),
+                          st.sampled_from([DmaControl.WRITE, DmaControl.SKIP]), st.integers(0, 40),
+                          st.sampled_from([0x1000, 0xFFF0, 0x10000, 2**64 - 8])), max_size=25))
+def test_writes_to_writable_files_match_qemus_rules(ops):
+    ram = FlatRam([(0, 64 << 10), (128 << 10, 64 << 10)])
+    ram.write(0x1000, bytes(range(64)))
+    writes = []
+    dev = FwCfg(ram, FwCfgItems({}, [FwCfgFile("a/rw", bytes(24), True, lambda off, d: writes.append((off, d))),
+                                     FwCfgFile("b/ro", bytes(16))]))
+    model = {"key": 0, "off": 0, "writes": [], "items": {0x20: (bytearray(24), True), 0x21: (bytearray(16), False)}}
+    for select, key, op, length, address in ops:
+        control = op | (DmaControl.SELECT | key << 16 if select else 0)
+        want = _model_write(model, control, length, address, ram)
+        assert dma(dev, ram, 0x100, control, length, address) == want
+        assert writes == model["writes"]
+        assert dev.file_data("a/rw") == bytes(model["items"][0x20][0]) and dev.file_data("b/ro") == bytes(16)
+
+
 # --- what pyvmm serves ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("memory,cpus", [(64 << 20, 1), (5 << 30, 4)])
 def test_qemu_keys_and_e820(memory, cpus):
@@ -206,7 +334,7 @@ def test_qemu_keys_and_e820(memory, cpus):
 
 @pytest.mark.parametrize("cpus", [1, 3])
 def test_table_loader_runs_like_firmware(cpus):
-    files = build_qemu_acpi(build_madt(cpus))
+    files = build_qemu_acpi(build_madt(cpus, PC), PC)
     commands = decode(files[LOADER_FILE])
     assert commands[0] == Allocate(TABLES_FILE, 64, Zone.HIGH)
     assert Allocate(RSDP_FILE, 16, Zone.FSEG) in commands
@@ -329,6 +457,36 @@ def test_guest_fires_malformed_dma_and_the_vmm_still_serves(guest):
     assert lines[-1] == "good sig=QEMU control=0x0"
 
 
+def test_guest_runs_the_table_loader_and_writes_a_pointer_back(guest):
+    """A firmware-like guest runs etc/table-loader: QEMU's ACPI set plus a vmgenid-shaped WRITE_POINTER (and one
+    aimed at a read-only file). The host sees the pointer through on_write; the guest reads it back; every file it
+    placed hashes the same as run_loader's placement of the same script."""
+    seen = []
+    items = fw_cfg_items(64 << 20, 2)
+    files = {f.name: bytes(f.data) for f in items.files} | _vmgenid_files()
+    script = decode(files[LOADER_FILE]) + [Allocate("etc/vmgenid_guid", 4096, Zone.HIGH),
+                                           WritePointer("etc/vmgenid_addr", "etc/vmgenid_guid", 0, 40, 8),
+                                           WritePointer("etc/e820", "etc/vmgenid_guid", 0, 0, 8)]
+    files[LOADER_FILE] = encode(script)
+    on_write = {"etc/vmgenid_addr": lambda off, data: seen.append((off, data))}
+    items = FwCfgItems(items.keys, [FwCfgFile(n, d, n in on_write, on_write.get(n)) for n, d in files.items()])
+    run = guest("start64.S", extra_sources=("fwcfg_loader.c",), fw_cfg=items, cpus=1)
+    assert run.status == 0x21, run.text
+    lines = run.text.splitlines()
+    placed = run_loader(files[LOADER_FILE], files, high=0x2000000, fseg=0xE0000, write_file=lambda *a: None)
+    guid_at = placed["etc/vmgenid_guid"][0]
+    assert f"write_pointer etc/vmgenid_addr value={guid_at + 40:#x} skip=0x0 control=0x0" in lines
+    assert f"readback etc/vmgenid_addr value={guid_at + 40:#x}" in lines
+    assert seen == [(0, (guid_at + 40).to_bytes(8, "little"))]
+    assert f"write_pointer etc/e820 value={guid_at:#x} skip=0x0 control=0x1" in lines    # read-only: ERROR
+    assert f"readback etc/e820 value={int.from_bytes(files['etc/e820'][:8], 'little'):#x}" in lines
+    assert [x for x in lines if x.startswith("allocate")] == \
+        [f"allocate {c.file} control=0x0" for c in script if isinstance(c, Allocate)]
+    want = sorted(f"file {name} at={gpa:#x} fnv={fnv(bytes(data)):#x}" for name, (gpa, data) in placed.items())
+    assert sorted(x for x in lines if x.startswith("file ")) == want
+    assert not [x for x in lines if x.startswith("bad")]
+
+
 @pytest.fixture(scope="module")
 def probe_files(tmp_path_factory, toolchain_ok):
     from loaders.igvm.pack import pack_flat_image
@@ -373,16 +531,24 @@ def test_every_machine_has_fw_cfg(probe_files, how):
             hex(((128 << 20) - 0x28000 - 1 - 3000) & ~0xFFF)
 
 
-def test_vmlinux_items_are_the_pvh_form(toolchain_ok):
+def test_vmlinux_items_are_the_pvh_form(toolchain_ok, tmp_path):
+    """QEMU's -kernel with an ELF (hw/i386/x86-common.c, load_elfboot): the whole file as kernel data, no setup, and
+    KERNEL_ENTRY = the PVH entry from the XEN_ELFNOTE_PHYS32_ENTRY note; GNU nm names the entry's address."""
     from loaders.linux.kernel import parse_kernel
     from tests.linux_images import probe_vmlinux
-    kernel = probe_vmlinux()
+    kernel = probe_vmlinux(pvh=True)
+    (tmp_path / "vmlinux").write_bytes(kernel)
+    nm = subprocess.run(["nm", str(tmp_path / "vmlinux")], capture_output=True, text=True, check=True).stdout
+    pvh_start = next(int(line.split()[0], 16) for line in nm.splitlines() if line.endswith(" pvh_start"))
     parsed = parse_kernel(kernel)
     keys, files = linux_boot_items(kernel, None, "", 256 << 20)
+    assert struct.unpack("<I", keys[Key.KERNEL_ENTRY])[0] == pvh_start
     assert struct.unpack("<I", keys[Key.KERNEL_ADDR])[0] == min(s.gpa for s in parsed.segments)
     assert bytes(keys[Key.KERNEL_DATA]) == kernel and struct.unpack("<I", keys[Key.KERNEL_SIZE])[0] == len(kernel)
     assert keys[Key.SETUP_DATA] == b"" and keys[Key.CMDLINE_DATA] == b"\0" and Key.INITRD_DATA not in keys
-    assert (struct.unpack("<I", keys[Key.KERNEL_ENTRY])[0] if Key.KERNEL_ENTRY in keys else None) == parsed.pvh_entry
+    # Without the note there is no PVH entry to give: no KERNEL_ENTRY item at all.
+    keys, _ = linux_boot_items(probe_vmlinux(), None, "", 256 << 20)
+    assert Key.KERNEL_ENTRY not in keys and Key.KERNEL_DATA in keys
 
 
 def test_initrd_too_large_for_low_ram_is_refused():

@@ -41,3 +41,22 @@ def test_a_value_that_does_not_fit_is_refused():
 def test_environment_info_says_memory_is_private():
     area = fill_area(ParameterRequest(0, 4096, usages=[("ENVIRONMENT_INFO_PARAMETER", 8)]), host_info(1 << 30, 1))
     assert struct.unpack_from("<I", area, 8)[0] == 0
+
+
+@pytest.mark.parametrize("cpus", [1, 3])
+def test_slit_and_pptt_are_always_filled_where_openvmm_may_skip_them(cpus):
+    """OpenVMM (openvmm_core vm_loaders/igvm.rs) warns and leaves a SLIT or PPTT area untouched when its machine
+    has none. pyvmm's machine always has both (one locality; one socket of single-threaded cores), so a file that
+    asks gets them; a HostInfo without one (library use) is refused, never left as a zero area."""
+    from dataclasses import replace
+
+    from loaders.acpi import parse_table
+    host = host_info(1 << 30, cpus)
+    area = bytes(fill_area(ParameterRequest(0, 8192, usages=[("SLIT", 0), ("PPTT", 4096)]), host))
+    slit, pptt = parse_table(area[:4096]), parse_table(area[4096:])
+    assert (slit.signature, slit.checksum_ok, area[36:45]) == ("SLIT", True, struct.pack("<QB", 1, 10))
+    assert pptt.signature == "PPTT" and pptt.checksum_ok
+    assert sorted(e["uid"] for e in pptt.entries if e["flags"] & 8) == list(range(1, cpus + 1))   # leaf per vCPU
+    for usage in ("SLIT", "PPTT"):
+        with pytest.raises(LoadError, match=f"the machine has no {usage} table to give"):
+            fill_area(ParameterRequest(0, 4096, usages=[(usage, 0)]), replace(host, **{usage.lower(): b""}))

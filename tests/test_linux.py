@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from loaders.errors import LoadError
 from loaders.linux.igvm import build_linux_igvm
 from loaders.linux.kernel import parse_kernel
-from vmm.linux import e820_map
+from loaders.linux.typed import e820_map
 from vmm.memory import ram_layout
 from tests.guests.run import fnv1a as fnv
 from tests.linux_images import BZIMAGE_ENTRY, make_bzimage, probe_bzimage, probe_vmlinux
@@ -162,3 +162,31 @@ def test_the_benchmark_guest_elf_boots_with_kernel(tmp_path):
         path.write_bytes(image)
         p = _run("--kernel", str(path), "-m", "64M")
         assert (p.returncode, p.stdout) == (1, out), (name, p.returncode, p.stderr[-500:])
+
+
+def test_boot_params_declaration_matches_the_linux_documents():
+    """Offsets typed from Documentation/arch/x86/boot.rst ("The real-mode kernel header") and zero-page.rst."""
+    from loaders.linux.bootparams import BootParams, E820Entry, SetupHeader
+    boot_rst = {"setup_sects": 0x1F1, "root_flags": 0x1F2, "syssize": 0x1F4, "ram_size": 0x1F8, "vid_mode": 0x1FA,
+                "root_dev": 0x1FC, "boot_flag": 0x1FE, "jump": 0x200, "header": 0x202, "version": 0x206,
+                "realmode_swtch": 0x208, "start_sys_seg": 0x20C, "kernel_version": 0x20E, "type_of_loader": 0x210,
+                "loadflags": 0x211, "setup_move_size": 0x212, "code32_start": 0x214, "ramdisk_image": 0x218,
+                "ramdisk_size": 0x21C, "bootsect_kludge": 0x220, "heap_end_ptr": 0x224, "ext_loader_ver": 0x226,
+                "ext_loader_type": 0x227, "cmd_line_ptr": 0x228, "initrd_addr_max": 0x22C,
+                "kernel_alignment": 0x230, "relocatable_kernel": 0x234, "min_alignment": 0x235, "xloadflags": 0x236,
+                "cmdline_size": 0x238, "hardware_subarch": 0x23C, "hardware_subarch_data": 0x240,
+                "payload_offset": 0x248, "payload_length": 0x24C, "setup_data": 0x250, "pref_address": 0x258,
+                "init_size": 0x260, "handover_offset": 0x264, "kernel_info_offset": 0x268}
+    hdr = BootParams.hdr.offset
+    assert hdr == 0x1F1
+    assert {name: hdr + getattr(SetupHeader, name).offset for name in boot_rst} == boot_rst
+    assert ctypes_size(SetupHeader) == 0x26C - 0x1F1
+    assert (BootParams.acpi_rsdp_addr.offset, BootParams.e820_entries.offset, BootParams.e820_table.offset) == \
+        (0x070, 0x1E8, 0x2D0)
+    assert ctypes_size(E820Entry) == 20 and ctypes_size(BootParams) == 4096
+    assert BootParams.e820_table.size == 20 * 128
+
+
+def ctypes_size(t) -> int:
+    import ctypes
+    return ctypes.sizeof(t)

@@ -6,7 +6,10 @@ import struct
 
 import pytest
 
-from loaders.mptable import MP_FLOATING_GPA, build_mp_table, mp_table_size
+from loaders.mptable import build_mp_table, mp_table_size
+from vmm.pc_layout import PC
+
+MP_FLOATING_GPA = 0x9FC00          # the last KiB below 640 KiB, where Linux's second scan looks
 
 
 def _parse(blob: bytes, gpa: int = MP_FLOATING_GPA) -> dict:
@@ -39,7 +42,7 @@ def _parse(blob: bytes, gpa: int = MP_FLOATING_GPA) -> dict:
 
 @pytest.mark.parametrize("cpus", [1, 4, 255])
 def test_mp_table_describes_the_machine_like_the_madt(cpus):
-    blob = build_mp_table(cpus)
+    blob = build_mp_table(cpus, PC)
     assert len(blob) == mp_table_size(cpus)
     t = _parse(blob)
     assert t["cpus"] == [(0, 3)] + [(i, 1) for i in range(1, cpus)]      # BSP enabled+BP, the rest enabled
@@ -51,7 +54,7 @@ def test_mp_table_describes_the_machine_like_the_madt(cpus):
 
 def test_type_linux_writes_it_into_the_reserved_low_area(tmp_path, toolchain_ok):
     from tests.linux_images import probe_vmlinux
-    from vmm.igvm_cli import linux_igvm_from_files
+    from vmm.files import linux_igvm_from_files
     from vmm.igvm_source import IgvmSpec, prepare_igvm
     kernel = tmp_path / "vmlinux"
     kernel.write_bytes(probe_vmlinux())

@@ -3,6 +3,7 @@ build-uefi with SEC discovery, and every bad option."""
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -10,21 +11,23 @@ import sys
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from loaders.acpi import build_madt, build_srat
+from loaders.acpi import build_madt, build_slit, build_srat
 from loaders.errors import LoadError
 from loaders.igvm import IgvmBuilder, Platform, VpContext, read_igvm
 from loaders.igvm.pack import native_context_for, pack_flat_image
-from loaders.uefi.blob import BlobType, UefiMachine, build_config_blob, flags_for, parse_config_blob
+from loaders.uefi.blob import (BlobType, Flags, UefiMachine, build_config_blob, flags_for, mtrrs_initialized_at_load,
+                               parse_config_blob)
 from loaders.uefi.firmware import build_uefi_igvm, sec_entry_offset
 from vmm.api import run_igvm
 from vmm.memory import ram_layout
+from vmm.pc_layout import PC
 from tests.guests.build import build
 from tests.uefi_firmware import CODE_GPA, CODE_OFFSET, synthetic_firmware
 
 
 def _machine(**kw) -> UefiMachine:
     args = dict(cpus=1, ram=[(0, 2 << 30)], entropy=bytes(range(64)), bios_guid=bytes(16),
-                acpi_tables=[build_madt(1), build_srat(1, [(0, 2 << 30)])])
+                acpi_tables=[build_madt(1, PC), build_srat(1, [(0, 2 << 30)])])
     args.update(kw)
     return UefiMachine(**args)
 
@@ -40,7 +43,7 @@ def test_worked_example_of_the_spec():
 @given(st.integers(1, 255), st.integers(1, 1 << 14).map(lambda mib: mib << 20))
 def test_blob_round_trips_through_the_firmware_checks(cpus, memory):
     ram = ram_layout(memory)
-    blob = build_config_blob(_machine(cpus=cpus, ram=ram, acpi_tables=[build_madt(cpus), build_srat(cpus, ram)]))
+    blob = build_config_blob(_machine(cpus=cpus, ram=ram, acpi_tables=[build_madt(cpus, PC), build_srat(cpus, ram)]))
     parsed = parse_config_blob(blob)
     assert [(b, n) for b, n, _ in parsed.memory_map()] == ram
     assert parsed.processor_information()[:2] == (cpus, cpus)
@@ -59,6 +62,54 @@ def test_mutated_blob_is_accepted_or_refused_cleanly(data):
         parse_config_blob(bytes(blob[:cut]))
     except LoadError:
         pass
+
+
+def test_gic_is_a_16_byte_structure_not_an_acpi_table():
+    """OpenVMM config.rs `Gic {gic_distributor_base: u64, gic_redistributors_base: u64}`, mu_msvm UEFI_CONFIG_GIC:
+    a header and two little-endian u64s, never handed on as an ACPI table."""
+    blob = build_config_blob(_machine(gic=(0xFFFF0000, 0xEFFEE000)))
+    typ, length, gicd, gicr = struct.unpack_from("<IIQQ", blob, blob.index(struct.pack("<II", 0x23, 24)))
+    assert (typ, length, gicd, gicr) == (0x23, 24, 0xFFFF0000, 0xEFFEE000)
+    parsed = parse_config_blob(blob)
+    assert parsed.gic() == (0xFFFF0000, 0xEFFEE000)
+    assert [t[:4] for t in parsed.acpi_tables()] == [b"APIC", b"SRAT"]     # the Gic is not among them
+    assert parse_config_blob(build_config_blob(_machine())).gic() is None   # an x86-64 machine has none
+    from vmm.plan_text import blob_lines
+    assert "  GIC: distributor 0xffff0000 redistributors 0xeffee000" in blob_lines(blob)
+
+
+def _with_structure(typ: int, payload: bytes) -> bytes:
+    """A valid blob with one more structure appended and the count header patched (by hand, not by the writer)."""
+    blob = bytearray(build_config_blob(_machine()))
+    payload += bytes(-len(payload) % 8)
+    blob += struct.pack("<II", typ, 8 + len(payload)) + payload
+    count, _ = struct.unpack_from("<II", blob, 8)
+    struct.pack_into("<II", blob, 8, count + 1, len(blob))
+    return bytes(blob)
+
+
+def test_a_gic_of_another_length_is_refused():
+    assert parse_config_blob(_with_structure(0x23, struct.pack("<QQ", 1, 2))).gic() == (1, 2)
+    for payload in (struct.pack("<Q", 1), struct.pack("<QQQ", 1, 2, 3)):
+        with pytest.raises(LoadError, match="GIC at 0x[0-9a-f]+ is .* bytes, must be 24"):
+            parse_config_blob(_with_structure(0x23, payload))
+
+
+def test_slit_type_structure_is_an_acpi_table_but_pcie_apertures_are_not():
+    slit = build_slit(2)
+    assert parse_config_blob(_with_structure(0x20, slit)).acpi_tables()[-1] == slit
+    assert len(parse_config_blob(_with_structure(0x28, bytes(32))).acpi_tables()) == 2
+    with pytest.raises(LoadError, match="does not hold its table"):
+        parse_config_blob(_with_structure(0x22, bytes(16)))
+
+
+def test_mtrrs_initialized_at_load_unless_the_file_disables_them():
+    """pyvmm's vCPUs start with MTRRs enabled, so the flag is set (as OpenVMM always sets it) unless the file's
+    context writes MTRR_DEF_TYPE with E (bit 11) clear."""
+    assert mtrrs_initialized_at_load(None) and mtrrs_initialized_at_load(0xC00)
+    assert not mtrrs_initialized_at_load(0) and not mtrrs_initialized_at_load(0x406)
+    assert flags_for(_machine()) & Flags.MTRRS_INITIALIZED_AT_LOAD
+    assert not flags_for(_machine(mtrrs_initialized=False)) & Flags.MTRRS_INITIALIZED_AT_LOAD
 
 
 def test_blob_missing_a_required_structure_is_refused():
@@ -128,9 +179,21 @@ def test_guest_walks_the_blob(probe_igvm, cpus, memory):
                                                              for g, s in ram_layout(memory)]
     assert f"processors={cpus} max={cpus}" in lines
     assert "entropy=nonzero" in lines and "structures=ok" in lines
+    assert "flags=0xd00040c1" in lines          # serial, hibernate, COM1, no frontpage, MTRRs at load, no VMBus, PCI
     assert [x.split(" len=")[0] for x in lines if x.startswith("acpi ")] == \
         ["acpi sig=APIC", "acpi sig=SRAT", "acpi sig=SLIT", "acpi sig=PPTT"]
     assert all(x.endswith("checksum=ok") for x in lines if x.startswith("acpi "))
+
+
+@pytest.mark.usefixtures("kvm_ok")
+@pytest.mark.parametrize("def_type,flags", [(0xC00, "flags=0xd00040c1"), (0, "flags=0xc00040c1")])
+def test_a_file_that_disables_mtrrs_clears_the_flag(toolchain_ok, def_type, flags):
+    """The guest reads the Flags structure: set when the file's VBS context enables MTRRs (igvmfilegen's 0xC00),
+    clear when it writes MTRR_DEF_TYPE with E clear."""
+    raw = pack_flat_image(build("uefi_start.S", extra_sources=("uefi_probe.c",)), platform=Platform.VSM_ISOLATION,
+                          regs={"mtrr_def_type": def_type})
+    out = run_igvm(raw, igvm_type="uefi", memory="256M", timeout=20)
+    assert out.status == 0x21 and flags in out.text.splitlines(), out.text
 
 
 @pytest.mark.usefixtures("kvm_ok")
@@ -161,8 +224,8 @@ def test_plain_igvm_form_still_gets_no_blob_and_no_r12(probe_igvm, kvm_ok):
     assert out.text.splitlines()[0] == "uefi probe: r12=0x0"
 
 
-def _run(*args):
-    return subprocess.run([sys.executable, "-m", "vmm", *args], capture_output=True, text=True, timeout=60)
+def _run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "vmm", *args], capture_output=True, text=True, timeout=60, env=env)
 
 
 def test_blob_that_would_overlap_the_file_is_refused(tmp_path):
@@ -188,6 +251,6 @@ def test_blob_that_would_overlap_the_file_is_refused(tmp_path):
     (["--igvm", "type=linux,path=/nonexistent.igvm"], "cannot read /nonexistent.igvm"),
     (["--igvm", "uefi,path=x"], "is not key=value"),
 ])
-def test_bad_uefi_options(args, words, kvm_ok):
-    p = _run(*args)
+def test_bad_uefi_options(args, words, tmp_path):
+    p = _run(*args, env=dict(os.environ, PYVMM_KVM_DEVICE=str(tmp_path / "no-kvm")))   # checked before KVM
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and words in p.stderr, p.stderr

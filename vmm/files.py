@@ -17,14 +17,14 @@ def read_file(path: str, map_big: bool = False) -> bytes | mmap.mmap:
     launch then copies IGVM page data straight from the page cache into guest RAM, and GuestMemory.write drops
     the mapped pages behind it, so the file's contents never add to the VMM's resident memory.
     """
-    from .cli import UsageError
+    from loaders.errors import LoadError
     try:
         with open(path, "rb") as fh:
             if map_big and os.fstat(fh.fileno()).st_size >= MAP_AT_LEAST:
                 return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
             return fh.read()
     except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+        raise LoadError(f"cannot read {path}: {e.strerror}") from None
 
 
 def linux_igvm_from_files(kernel: str, initrd: str | None, cmdline: str) -> bytes:

@@ -5,11 +5,8 @@ from __future__ import annotations
 from loaders.acpi import build_madt, build_pptt, build_slit, build_srat
 from loaders.igvm.parameters import HostInfo
 
-from .memory import MMIO_HOLE_END, MMIO_HOLE_START, ram_layout
-
-GiB = 1 << 30
-LOW_MMIO_END = 0xFEC00000          # the IOAPIC, LAPIC and flash live above this
-HIGH_MMIO_SIZE = 64 * GiB
+from .memory import GiB, MMIO_HOLE_END, MMIO_HOLE_START, ram_layout
+from .pc_layout import PC
 
 
 def host_info(memory: int, cpus: int, cmdline: str | None = None) -> HostInfo:
@@ -17,6 +14,6 @@ def host_info(memory: int, cpus: int, cmdline: str | None = None) -> HostInfo:
     ram = ram_layout(memory)
     top = max(MMIO_HOLE_END, max(g + s for g, s in ram))
     high = (top + GiB - 1) // GiB * GiB
-    return HostInfo(cpus=cpus, ram=ram, cmdline=cmdline, madt=build_madt(cpus), srat=build_srat(cpus, ram),
+    return HostInfo(cpus=cpus, ram=ram, cmdline=cmdline, madt=build_madt(cpus, PC), srat=build_srat(cpus, ram),
                     slit=build_slit(1), pptt=build_pptt(cpus),
-                    mmio=[(MMIO_HOLE_START, LOW_MMIO_END - MMIO_HOLE_START), (high, HIGH_MMIO_SIZE)])
+                    mmio=[(MMIO_HOLE_START, PC.low_mmio_end - MMIO_HOLE_START), (high, PC.high_mmio_size)])

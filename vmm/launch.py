@@ -13,6 +13,7 @@ from typing import Callable
 
 from loaders.plan import LoadPlan
 
+from . import status
 from .machine import Machine, MachineConfig, Outcome, RunResult
 from .memory import GuestMemory
 from .vmfwupdate import Firmware
@@ -62,8 +63,8 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
                     quick = quick + 1 if ran < QUICK_RESET else 0
                     first_line = result.message.splitlines()[0]
                     if quick > MAX_QUICK_RESETS:
-                        return RunResult(Outcome.FATAL, 3, f"guest reset {quick} times within a second of starting, "
-                                                           f"in a row; giving up (last: {first_line})")
+                        return RunResult(Outcome.FATAL, status.FATAL, f"guest reset {quick} times within a second of "
+                                                                      f"starting, in a row; giving up (last: {first_line})")
                     if updated:
                         config.log(f"pyvmm: {first_line}; vmfwupdate: launching the new firmware "
                                    f"({request[1]:#x} bytes from {request[0]:#x})")

@@ -17,34 +17,53 @@ from typing import Callable
 
 from chipset.bus import PortBus
 from chipset.debug_exit import DebugExit
-from chipset.fw_cfg import FW_CFG_BASE, FW_CFG_PORTS, FwCfg, FwCfgItems
+from chipset.fw_cfg import FwCfg, FwCfgItems
 from chipset.i8042 import I8042
 from chipset.uart16550 import Uart16550
 from kvm import Kvm, KvmError, Vcpu, install_kick_handler
 from kvm.ioctl import run_ioctl, thread_errno
-from kvm.uapi import (COALESCED_ENTRY_SIZE, COALESCED_RING_HEADER, IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER,
-                      IRQCHIP_PIC_SLAVE, Cap, ExitReason, Ioctl, MpState, SystemEvent)
+from kvm.uapi import (IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, PAGE_SIZE, PIO_PAGE_OFFSET, Cap,
+                      ExitReason, Ioctl, MpState, SystemEvent, field_offset, kvm_run)
 from loaders.elf_symbols import Symbols
 from loaders.errors import LoadError
 from loaders.plan import LoadPlan
 
+from . import status
 from .cpu_model import CpuModel, apply_cpu_model
 from .memory import GuestMemory
+from .pc_layout import PC
 from .regdump import register_dump
 from .vcpu_setup import BOOT_MSRS, apply_vp_state, cpuid_for_vcpu, setup_lapic
 
-TSS_ADDR = 0xFFFBD000          # three pages in the MMIO hole, as Firecracker and kvmtool
-IDENTITY_MAP_ADDR = 0xFFFBC000
-COM1_BASE, COM1_IRQ = 0x3F8, 4
-DEBUG_EXIT_PORT = 0xF4
 DRAIN_INTERVAL = 0.02          # seconds between drains of the coalesced ring while vCPUs sit in HLT
+
+
+def _run_index(path: str, width: int) -> int:
+    """Index of a kvm_run field in the page viewed as `width`-byte integers, from kvm/uapi.py's declaration (the
+    run loop reads fields by index, cheaper than a ctypes attribute); refuses a field of another width or alignment."""
+    offset, size = field_offset(kvm_run, path)
+    if size != width or offset % width:
+        raise AssertionError(f"kvm_run.{path} is {size} bytes at {offset}, not a {width}-byte index")
+    return offset // width
+
+
+# The kvm_run fields the vCPU loop reads, computed once at import.
+RUN_IMMEDIATE_EXIT = _run_index("immediate_exit", 1)
+RUN_EXIT_REASON = _run_index("exit_reason", 4)
+RUN_IO_DIRECTION = _run_index("u.io.direction", 1)
+RUN_IO_SIZE = _run_index("u.io.size", 1)
+RUN_IO_PORT = _run_index("u.io.port", 2)
+RUN_IO_COUNT = _run_index("u.io.count", 4)
+RUN_IO_DATA_OFFSET = _run_index("u.io.data_offset", 8)
+PIO_DATA = PIO_PAGE_OFFSET * PAGE_SIZE   # where KVM puts KVM_EXIT_IO data (data_offset)
 
 
 def pc_gsi_routes() -> list[tuple[int, int, int]]:
     """GSI routes of a PC, as QEMU installs them: ISA IRQs on the 8259s, and on the IOAPIC with IRQ0 (the PIT)
     on pin 2, which is what the MADT and MP table tell the guest. KVM's default puts IRQ0 on pin 0."""
     pic = [(i, IRQCHIP_PIC_MASTER if i < 8 else IRQCHIP_PIC_SLAVE, i % 8) for i in range(16) if i != 2]
-    ioapic = [(i, IRQCHIP_IOAPIC, 2 if i == 0 else i) for i in range(24) if i != 2]
+    ioapic = [(i, IRQCHIP_IOAPIC, PC.pit_gsi if i == PC.pit_irq else i) for i in range(PC.ioapic_pins)
+              if i != PC.pit_gsi]
     return pic + ioapic
 
 
@@ -60,7 +79,7 @@ class Outcome(enum.Enum):
 @dataclass(frozen=True)
 class RunResult:
     outcome: Outcome
-    status: int                # the process exit status DESIGN.md assigns to this outcome
+    status: int                # the process exit status (vmm/status.py) of this outcome
     message: str = ""
 
 
@@ -96,7 +115,6 @@ class Machine:
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
         self._result: RunResult | None = None
-        self._ring_lock = threading.Lock()
         self.exit_counts: list[int] = [0] * config.cpus
         self.rip_samples: list[list[int]] = [[] for _ in range(config.cpus)]   # --trace rip
         self._want_sample = [False] * config.cpus
@@ -112,8 +130,8 @@ class Machine:
         cfg = self.config
         kvm = self.kvm
         self.vm = vm = kvm.create_vm()
-        vm.set_tss_addr(TSS_ADDR)
-        vm.set_identity_map_addr(IDENTITY_MAP_ADDR)
+        vm.set_tss_addr(PC.tss_addr)
+        vm.set_identity_map_addr(PC.identity_map_addr)
         if self.memory is None:
             self.memory = GuestMemory(cfg.memory)
         for r in self.memory.regions:
@@ -124,13 +142,14 @@ class Machine:
 
         self.bus = PortBus(on_unknown=self._on_unknown_port if "exits" in cfg.trace else None)
         out = cfg.serial_out or (lambda data: None)
-        self.uart = Uart16550(irq=vm.irq_line, line=COM1_IRQ, output=out)
-        self.bus.register(COM1_BASE, 8, self.uart, "COM1 16550A")
-        self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, 0, "guest reset through the i8042"),
-                           irq=vm.irq_line, line=1)
-        self.bus.register(0x60, 5, self.i8042, "i8042")
-        self.debug_exit = DebugExit(on_exit=lambda status: self.request_stop(Outcome.EXIT, status))
-        self.bus.register(DEBUG_EXIT_PORT, 1, self.debug_exit, "debug-exit")
+        self.uart = Uart16550(irq=vm.irq_line, line=PC.com1_irq, output=out)
+        self.bus.register(PC.com1_port, 8, self.uart, "COM1 16550A")
+        self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, status.OK,
+                                                           "guest reset through the i8042"),
+                           irq=vm.irq_line, line=PC.i8042_irq)
+        self.bus.register(PC.i8042_port, PC.i8042_ports, self.i8042, "i8042")
+        self.debug_exit = DebugExit(on_exit=lambda value: self.request_stop(Outcome.EXIT, value))
+        self.bus.register(PC.debug_exit_port, 1, self.debug_exit, "debug-exit")
         self._add_platform_devices()
         self._add_fw_cfg()
 
@@ -146,28 +165,27 @@ class Machine:
             v.set_fpu(fpu)
             setup_lapic(v)
 
-        self._ring_head = None         # the coalesced ring's (first, last) as a u32 view; None without the ring
+        self._ring = None              # COM1's THR writes, buffered by KVM; None where KVM cannot coalesce PIO
         ring_page = kvm.check_extension(Cap.COALESCED_MMIO)
         if ring_page and kvm.check_extension(Cap.COALESCED_PIO):
-            vm.register_coalesced(COM1_BASE, 1, pio=True)
-            self._ring_data = vm.vcpus[0].page.view[ring_page * 4096:(ring_page + 1) * 4096]
-            self._ring_head = self._ring_data[:8].cast("I")
-            self._ring_max = (4096 - COALESCED_RING_HEADER) // COALESCED_ENTRY_SIZE
+            vm.register_coalesced(PC.com1_port, 1, pio=True)
+            self._ring = vm.open_coalesced_ring(ring_page)
 
     def _add_platform_devices(self) -> None:
         """Ports every PC guest touches: POST/io-delay, fast A20, reset control, ACPI PM (power-off)."""
         from chipset.misc_ports import FastA20, PostCode, ResetControl
-        reset = lambda: self.request_stop(Outcome.RESET, 0, "guest reset")  # noqa: E731
-        self.bus.register(0x80, 1, PostCode(), "POST code")
-        self.bus.register(0x92, 1, FastA20(), "fast A20")
-        self.bus.register(0xCF9, 1, ResetControl(reset=reset), "reset control")
-        from chipset.acpi_pm import PM_BASE, PM_LENGTH, AcpiPm
-        self.bus.register(PM_BASE, PM_LENGTH, AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, 0, "guest powered off "
-                                                                                "(ACPI S5)")), "ACPI PM")
+        reset = lambda: self.request_stop(Outcome.RESET, status.OK, "guest reset")  # noqa: E731
+        self.bus.register(PC.post_port, 1, PostCode(), "POST code")
+        self.bus.register(PC.a20_port, 1, FastA20(), "fast A20")
+        self.bus.register(PC.reset_port, 1, ResetControl(reset=reset), "reset control")
+        from chipset.acpi_pm import AcpiPm
+        self.bus.register(PC.pm_base, PC.pm_length, AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, status.OK,
+                                                                                   "guest powered off (ACPI S5)")),
+                          "ACPI PM")
 
     def _add_fw_cfg(self) -> None:
-        """QEMU's fw_cfg at 0x510, served from the config's item set (built fresh per machine, so writes do not
-        survive a relaunch)."""
+        """QEMU's fw_cfg at the layout's port, served from the config's item set (built fresh per machine, so
+        writes do not survive a relaunch)."""
         items = self.config.fw_cfg
         if items is None:
             from .fw_cfg import fw_cfg_items
@@ -181,7 +199,7 @@ class Machine:
             def on_error(why: str) -> None:
                 self.config.log(f"pyvmm: trace: fw_cfg: {why}")
         self.fw_cfg = FwCfg(self.memory, items, on_error=on_error)
-        self.bus.register(FW_CFG_BASE, FW_CFG_PORTS, self.fw_cfg, "fw_cfg")
+        self.bus.register(PC.fw_cfg_port, PC.fw_cfg_ports, self.fw_cfg, "fw_cfg")
 
     def _on_unknown_port(self, port: int, is_write: bool, size: int) -> None:
         self.config.log(f"pyvmm: trace: unclaimed port {port:#06x} ({'write' if is_write else 'read'}, {size} bytes)")
@@ -217,9 +235,6 @@ class Machine:
             apply_vp_state(vcpu, vp)
             if index:
                 vcpu.set_mp_state(MpState.RUNNABLE)
-
-    def _ram_text(self) -> str:
-        return ", ".join(f"{g:#x}-{g + s:#x}" for g, s in self.memory.ranges())
 
     # --- running ------------------------------------------------------------------------
     def serial_input(self, data: bytes) -> int:
@@ -271,23 +286,9 @@ class Machine:
 
     def drain_serial(self) -> None:
         """Hand the UART every THR byte KVM buffered in the coalesced ring, in order."""
-        head = self._ring_head
-        if head is None or head[0] == head[1]:
-            return
-        with self._ring_lock:
-            first, last = head[0], head[1]
-            if first == last:
-                return
-            data = self._ring_data
-            off = COALESCED_RING_HEADER + 16   # entry.data[0]
-            size = COALESCED_ENTRY_SIZE
-            if first < last:
-                chunk = bytes(data[off + first * size:off + last * size:size])
-            else:
-                chunk = bytes(data[off + first * size:off + self._ring_max * size:size]) + \
-                    bytes(data[off:off + last * size:size])
-            head[0] = last
-            self.uart.transmit(chunk)
+        ring = self._ring
+        if ring is not None and ring.pending():
+            ring.drain_bytes(self.uart.transmit)
 
     def _vcpu_thread(self, vcpu: Vcpu) -> None:
         try:
@@ -300,19 +301,21 @@ class Machine:
     def _vcpu_loop(self, vcpu: Vcpu) -> None:
         """The hot path: KVM_RUN, drain the serial ring, dispatch port I/O; everything else goes to _exit()."""
         vcpu.attach_thread()
-        # kvm_run read through typed views of its page (an index is cheaper than a ctypes .value): exit_reason is
-        # u32 #2; the io exit is direction (byte 32), size (byte 33), port (u16 #17), count (u32 #9), data_offset
-        # (u64 #5). They are locals, so they are released when the loop ends, before the page is unmapped.
+        # kvm_run read through typed views of its page (an index is cheaper than a ctypes .value), at the RUN_*
+        # indexes above. They are locals, so they are released when the loop ends, before the page is unmapped.
         page = vcpu.page.view
         page_len = len(page)
         u16, u32, u64 = page.cast("H"), page.cast("I"), page.cast("Q")
-        single = {(4096 << 3) | n: page[4096:4096 + n] for n in (1, 2, 4)}
+        IMMEDIATE_EXIT, EXIT_REASON, DIRECTION, SIZE, PORT, COUNT, DATA_OFFSET = (
+            RUN_IMMEDIATE_EXIT, RUN_EXIT_REASON, RUN_IO_DIRECTION, RUN_IO_SIZE, RUN_IO_PORT, RUN_IO_COUNT,
+            RUN_IO_DATA_OFFSET)
+        single = {(PIO_DATA << 3) | n: page[PIO_DATA:PIO_DATA + n] for n in (1, 2, 4)}   # one 1/2/4-byte access
         fd, run, RUN = vcpu.fd, run_ioctl, int(Ioctl.RUN)   # plain ints: run_ioctl has no argtypes
         errno_now = thread_errno()          # this vCPU thread's errno, read after a KVM_RUN that failed
         pio = self.bus.pio
         stopping = self._stop.is_set
-        ring = self._ring_head              # the coalesced ring's (first, last), or None
-        drain = self.drain_serial
+        ring = self._ring.head if self._ring is not None else None   # the coalesced ring's (first, last), or None
+        drain, transmit = (self._ring.drain_bytes, self.uart.transmit) if ring is not None else (None, None)
         IO = ExitReason.IO.value
         index, want_sample, samples = vcpu.index, self._want_sample, self.rip_samples[vcpu.index]
         exits = 0
@@ -324,7 +327,7 @@ class Machine:
                     err = errno_now[0]
                     if err not in (errno.EINTR, errno.EAGAIN):
                         raise KvmError("KVM_RUN", err)
-                    page[1] = 0             # immediate_exit
+                    page[IMMEDIATE_EXIT] = 0
                     if stopping():
                         break
                     if want_sample[index]:
@@ -333,19 +336,20 @@ class Machine:
                     continue
                 exits += 1
                 if ring is not None and ring[0] != ring[1]:
-                    drain()
-                if u32[2] == IO:
-                    size = page[33]
-                    count = u32[9]
-                    off = u64[5]
+                    drain(transmit)
+                reason = u32[EXIT_REASON]
+                if reason == IO:
+                    size = page[SIZE]
+                    count = u32[COUNT]
+                    off = u64[DATA_OFFSET]
                     view = single.get((off << 3) | size) if count == 1 else None
                     if view is None:
                         end = off + size * count
                         if end > page_len:
                             raise KvmError("KVM_RUN", errno.EFAULT, f"I/O data {off:#x}+{size * count} past kvm_run")
                         view = page[off:end]
-                    pio(u16[17], size, count, page[32], view)
-                elif self._exit(vcpu, u32[2]):
+                    pio(u16[PORT], size, count, page[DIRECTION], view)
+                elif self._exit(vcpu, reason):
                     break
         finally:
             del ring
@@ -401,12 +405,7 @@ class Machine:
     # --- teardown -----------------------------------------------------------------------
     def close(self) -> None:
         """Release vCPUs, the VM, guest RAM and (if owned) /dev/kvm, in that order."""
-        if getattr(self, "_ring_head", None) is not None:
-            self._ring_head.release()
-            self._ring_head = None
-        if getattr(self, "_ring_data", None) is not None:
-            self._ring_data.release()
-            self._ring_data = None
+        self._ring = None                  # the VM closes it
         if self.vm is not None:
             self.vm.close()
             self.vm = None

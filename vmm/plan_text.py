@@ -35,7 +35,7 @@ def _decode(usage: str, value: bytes) -> str:
 
 def blob_lines(data: bytes) -> list[str]:
     """The UEFI config blob, one line per structure, decoded (volatile payloads named, not shown)."""
-    from loaders.uefi.blob import BlobType, Flags, parse_config_blob
+    from loaders.uefi.blob import ACPI_TYPES, GIC, BlobType, Flags, parse_config_blob
     blob = parse_config_blob(data)
     count, size = struct.unpack_from("<II", data, 8)
     out = [f"uefi config blob: {count} structures, {size:#x} bytes"]
@@ -56,7 +56,9 @@ def blob_lines(data: bytes) -> list[str]:
             what = f"{a << 12:#x}+{b << 12:#x}, {c << 12:#x}+{d << 12:#x}"
         elif typ == BlobType.BIOS_INFORMATION:
             what = "bios_size_pages {:#x} flags {:#x}".format(*struct.unpack("<II", payload))
-        elif typ == BlobType.ACPI_TABLE:
+        elif typ == BlobType.GIC:
+            what = "distributor {:#x} redistributors {:#x}".format(*GIC.unpack(payload))
+        elif typ in ACPI_TYPES:
             what = _decode(payload[:4].decode("latin-1").replace("APIC", "MADT"), payload)
         else:
             what = f"{len(payload)} bytes"

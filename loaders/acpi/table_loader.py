@@ -1,6 +1,11 @@
 """ACPI the way QEMU hands it to firmware over fw_cfg: the table blob "etc/acpi/tables", "etc/acpi/rsdp", and the
-"etc/table-loader" script (128-byte ALLOCATE / ADD_POINTER / ADD_CHECKSUM entries) that relocates them
-(specs/chipset-fwcfg-linux-boot.md 1.7). run_loader() executes a script as SeaBIOS/OVMF do, for tests.
+"etc/table-loader" script that relocates them (QEMU hw/acpi/bios-linker-loader.c: 128-byte little-endian entries,
+ALLOCATE / ADD_POINTER / ADD_CHECKSUM / WRITE_POINTER). run_loader() executes a script as SeaBIOS
+(src/fw/romfile_loader.c) and OVMF (QemuFwCfgAcpiPlatformDxe) do, for tests.
+
+WRITE_POINTER is how a VMM learns where firmware put a blob: the firmware writes the guest address of an
+allocated file plus an offset into a *writable* fw_cfg file by DMA (QEMU's vmgenid reports "etc/vmgenid_guid" + 40
+in "etc/vmgenid_addr" this way); chipset.fw_cfg serves such files and calls the file's on_write.
 """
 
 from __future__ import annotations
@@ -8,7 +13,9 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
+from typing import Callable
 
+from ..pc import PcHardware
 from .tables import build_dsdt, build_facs, build_fadt, build_rsdp_v1, build_rsdt
 
 TABLES_FILE = "etc/acpi/tables"
@@ -55,7 +62,20 @@ class AddChecksum:
     length: int
 
 
-LoaderCommand = Allocate | AddPointer | AddChecksum
+@dataclass(frozen=True)
+class WritePointer:
+    """Write (address of src_file + src_offset) as a size-byte little-endian value into the fw_cfg file dest_file
+    at dst_offset, by fw_cfg DMA (dest_file need not be ALLOCATEd; it must be writable)."""
+    dest_file: str
+    src_file: str
+    dst_offset: int
+    src_offset: int
+    size: int
+
+
+LoaderCommand = Allocate | AddPointer | AddChecksum | WritePointer
+POINTER_SIZES = (1, 2, 4, 8)
+WRITE_POINTER_BODY = struct.Struct("<I56s56sIIB")   # command, dest_file, src_file, dst_offset, src_offset, size
 
 
 def _name(text: str) -> bytes:
@@ -66,16 +86,27 @@ def _name(text: str) -> bytes:
 
 
 def encode(commands: list[LoaderCommand]) -> bytes:
-    """The etc/table-loader blob: one zero-padded 128-byte little-endian entry per command."""
+    """The etc/table-loader blob: one zero-padded 128-byte little-endian entry per command.
+
+    ValueError for a pointer size QEMU's builder would assert on (not 1, 2, 4 or 8) or a field out of range."""
     out = []
     for c in commands:
-        if isinstance(c, Allocate):
-            body = struct.pack("<I56sIB", Command.ALLOCATE, _name(c.file), c.align, c.zone)
-        elif isinstance(c, AddPointer):
-            body = struct.pack("<I56s56sIB", Command.ADD_POINTER, _name(c.pointer_file), _name(c.pointee_file),
-                               c.offset, c.size)
-        else:
-            body = struct.pack("<I56sIII", Command.ADD_CHECKSUM, _name(c.file), c.result_offset, c.start, c.length)
+        if isinstance(c, (AddPointer, WritePointer)) and c.size not in POINTER_SIZES:
+            raise ValueError(f"{type(c).__name__} pointer size {c.size} is not 1, 2, 4 or 8")
+        try:
+            if isinstance(c, Allocate):
+                body = struct.pack("<I56sIB", Command.ALLOCATE, _name(c.file), c.align, c.zone)
+            elif isinstance(c, AddPointer):
+                body = struct.pack("<I56s56sIB", Command.ADD_POINTER, _name(c.pointer_file), _name(c.pointee_file),
+                                   c.offset, c.size)
+            elif isinstance(c, WritePointer):
+                body = WRITE_POINTER_BODY.pack(Command.WRITE_POINTER, _name(c.dest_file), _name(c.src_file),
+                                               c.dst_offset, c.src_offset, c.size)
+            else:
+                body = struct.pack("<I56sIII", Command.ADD_CHECKSUM, _name(c.file), c.result_offset, c.start,
+                                   c.length)
+        except struct.error as e:
+            raise ValueError(f"{c}: {e}") from None
         out.append(body.ljust(ENTRY_SIZE, b"\0"))
     return b"".join(out)
 
@@ -100,15 +131,39 @@ def decode(blob: bytes) -> list[LoaderCommand]:
         elif cmd == Command.ADD_CHECKSUM:
             name, result, start, length = struct.unpack_from("<56sIII", blob, pos + 4)
             out.append(AddChecksum(_text(name), result, start, length))
+        elif cmd == Command.WRITE_POINTER:
+            _, dst, src, dst_offset, src_offset, size = WRITE_POINTER_BODY.unpack_from(blob, pos)
+            out.append(WritePointer(_text(dst), _text(src), dst_offset, src_offset, size))
         elif cmd:
             raise ValueError(f"table-loader entry {pos // ENTRY_SIZE}: unsupported command {cmd}")
     return out
 
 
-def run_loader(script: bytes, files: dict[str, bytes], high: int = 0x100000,
-               fseg: int = 0xE0000) -> dict[str, tuple[int, bytearray]]:
+def write_pointer_value(c: WritePointer, placed: dict[str, tuple[int, bytearray]], dest_size: int) -> bytes:
+    """The bytes a WRITE_POINTER writes, after SeaBIOS's romfile_loader_write_pointer checks: the size is 1, 2, 4
+    or 8, the pointer fits in the destination file, the source is ALLOCATEd and src_offset lies inside it, and the
+    address fits in size bytes. ValueError naming the rule otherwise."""
+    if c.size not in POINTER_SIZES:
+        raise ValueError(f"WRITE_POINTER {c.dest_file}: size {c.size} is not 1, 2, 4 or 8")
+    if c.dst_offset + c.size > dest_size:
+        raise ValueError(f"WRITE_POINTER {c.dest_file}+{c.dst_offset} size {c.size} is past its {dest_size} bytes")
+    if c.src_file not in placed:
+        raise ValueError(f"WRITE_POINTER source {c.src_file!r} was not ALLOCATEd")
+    gpa, data = placed[c.src_file]
+    if c.src_offset >= len(data):
+        raise ValueError(f"WRITE_POINTER source offset {c.src_offset} is outside {c.src_file} ({len(data)} bytes)")
+    pointer = gpa + c.src_offset
+    if pointer >> (8 * c.size):
+        raise ValueError(f"WRITE_POINTER address {pointer:#x} does not fit in {c.size} bytes")
+    return pointer.to_bytes(c.size, "little")
+
+
+def run_loader(script: bytes, files: dict[str, bytes], high: int = 0x100000, fseg: int = 0xE0000,
+               write_file: Callable[[str, int, bytes], None] | None = None) -> dict[str, tuple[int, bytearray]]:
     """Execute a script as firmware would: place each ALLOCATEd file (aligned, zone by zone from high/fseg), add
-    pointee addresses, fix checksums. Returns name -> (guest address, patched bytes); ValueError for a bad script."""
+    pointee addresses, fix checksums, and hand each WRITE_POINTER's bytes to write_file(name, offset, data) (the
+    firmware's fw_cfg DMA write; its destination must be in files). Returns name -> (guest address, patched
+    bytes); ValueError for a bad script."""
     placed: dict[str, tuple[int, bytearray]] = {}
     cursor = {Zone.HIGH: high, Zone.FSEG: fseg}
     for c in decode(script):
@@ -124,6 +179,13 @@ def run_loader(script: bytes, files: dict[str, bytes], high: int = 0x100000,
                 raise ValueError(f"ADD_POINTER {c.pointer_file}+{c.offset} size {c.size} is out of bounds")
             value = int.from_bytes(data[c.offset:c.offset + c.size], "little") + placed[c.pointee_file][0]
             data[c.offset:c.offset + c.size] = (value & ((1 << (8 * c.size)) - 1)).to_bytes(c.size, "little")
+        elif isinstance(c, WritePointer):
+            if c.dest_file not in files:
+                raise ValueError(f"WRITE_POINTER destination {c.dest_file!r} is not a fw_cfg file")
+            value = write_pointer_value(c, placed, len(files[c.dest_file]))
+            if write_file is None:
+                raise ValueError(f"WRITE_POINTER {c.dest_file}: no fw_cfg to write back to")
+            write_file(c.dest_file, c.dst_offset, value)
         else:
             _, data = placed[c.file]
             if c.start + c.length > len(data) or c.result_offset >= len(data):
@@ -133,7 +195,7 @@ def run_loader(script: bytes, files: dict[str, bytes], high: int = 0x100000,
     return placed
 
 
-def build_qemu_acpi(madt: bytes) -> dict[str, bytes]:
+def build_qemu_acpi(madt: bytes, hw: PcHardware) -> dict[str, bytes]:
     """The three fw_cfg files in QEMU's pc form: FACS (64-aligned, first), DSDT, FADT, MADT and an RSDT in one blob
     with table-relative pointers and zero checksums, an RSDP revision 0 in the FSEG, and the script joining them."""
     blob = bytearray()
@@ -150,8 +212,8 @@ def build_qemu_acpi(madt: bytes) -> dict[str, bytes]:
         return offset
 
     facs = add(build_facs(), checksum=False)
-    dsdt = add(build_dsdt())
-    fadt = add(build_fadt(dsdt, facs_gpa=facs), ((FADT_FACS, 4), (FADT_DSDT, 4), (FADT_X_DSDT, 8)))
+    dsdt = add(build_dsdt(hw))
+    fadt = add(build_fadt(dsdt, hw, facs_gpa=facs), ((FADT_FACS, 4), (FADT_DSDT, 4), (FADT_X_DSDT, 8)))
     listed = [fadt, add(madt)]
     rsdt = add(build_rsdt(listed), tuple((36 + 4 * i, 4) for i in range(len(listed))))
     rsdp = bytearray(build_rsdp_v1(rsdt))

@@ -1,4 +1,5 @@
-"""ACPI table builders matching what the in-kernel KVM irqchip presents (one IOAPIC at 0xFEC00000, 24 pins, a PIC).
+"""ACPI table builders matching what the in-kernel KVM irqchip presents (one IOAPIC, a PIC); where the devices
+are comes in as a PcHardware value (loaders.pc), never from a copy here.
 
 Layouts follow the ACPI 6.x specification; the entry order and contents follow OpenVMM's builder (its spec
 section 5) so an IGVM payload written for OpenVMM sees the same topology here.
@@ -9,8 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-LAPIC_ADDR = 0xFEE00000
-IOAPIC_ADDR = 0xFEC00000
+from ..pc import PcHardware
+
 HEADER = struct.Struct("<4sIBB6s8sI4sI")   # signature, length, revision, checksum, OEM id, table id, rev, creator
 HEADER_SIZE = HEADER.size                    # 36
 
@@ -47,13 +48,13 @@ def _uids(cpus: int) -> range:
     return range(cpus)
 
 
-def build_madt(cpus: int, ids: AcpiHeaderIds = IDS) -> bytes:
-    """MADT (revision 5): IOAPIC 0 at GSI 0, ISA overrides (SCI IRQ9 level/high, PIT IRQ0 -> GSI2), LINT1 NMI,
-    one enabled local APIC per vCPU with APIC ID = vCPU index and processor UID = index + 1."""
-    parts = [struct.pack("<II", LAPIC_ADDR, 1)]                                   # flags: PCAT_COMPAT (8259s)
-    parts.append(struct.pack("<BBBBII", 1, 12, 0, 0, IOAPIC_ADDR, 0))             # I/O APIC
-    parts.append(struct.pack("<BBBBIH", 2, 10, 0, 9, 9, 0x000D))                  # SCI: active high, level
-    parts.append(struct.pack("<BBBBIH", 2, 10, 0, 0, 2, 0))                       # PIT IRQ0 -> GSI 2
+def build_madt(cpus: int, hw: PcHardware, ids: AcpiHeaderIds = IDS) -> bytes:
+    """MADT (revision 5): IOAPIC 0 at GSI 0, ISA overrides (the SCI level/high, the PIT's IRQ0 -> GSI2 on a PC),
+    LINT1 NMI, one enabled local APIC per vCPU with APIC ID = vCPU index and processor UID = index + 1."""
+    parts = [struct.pack("<II", hw.lapic_addr, 1)]                                # flags: PCAT_COMPAT (8259s)
+    parts.append(struct.pack("<BBBBII", 1, 12, 0, 0, hw.ioapic_addr, 0))          # I/O APIC
+    parts.append(struct.pack("<BBBBIH", 2, 10, 0, hw.sci_irq, hw.sci_irq, 0x000D))  # SCI: active high, level
+    parts.append(struct.pack("<BBBBIH", 2, 10, 0, hw.pit_irq, hw.pit_gsi, 0))     # PIT IRQ0 -> its pin
     parts.append(struct.pack("<BBBHB", 4, 6, 0xFF, 0, 1))                         # NMI on LINT1, all processors
     for i in _uids(cpus):
         parts.append(struct.pack("<BBBBI", 0, 8, i + 1, i, 1))                    # local APIC, enabled
@@ -93,13 +94,7 @@ def build_pptt(cpus: int, ids: AcpiHeaderIds = IDS) -> bytes:
 
 
 # --- the tables that let Linux find the rest and power off: DSDT, FADT, XSDT, RSDP --------------------------
-PM_BASE = 0x400
-RESET_PORT, RESET_VALUE = 0xCF9, 0x06
-SCI_IRQ = 9
 S5_SLP_TYP = 5
-
-
-FW_CFG_PORT, FW_CFG_PORT_COUNT = 0x510, 0x0C
 
 
 def _pkg_length(body: bytes) -> bytes:
@@ -113,54 +108,55 @@ def _pkg_length(body: bytes) -> bytes:
     return bytes([0x40 | (n & 0xF), n >> 4]) + body
 
 
-def _fw_cfg_device() -> bytes:
-    """Device(\\_SB.FWCF) {_HID "QEMU0002", _STA 0x0B, _CRS IO(Decode16, 0x510, 0x510, 1, 12)}: what QEMU's DSDT
+def _fw_cfg_device(hw: PcHardware) -> bytes:
+    """Device(\\_SB.FWCF) {_HID "QEMU0002", _STA 0x0B, _CRS IO(Decode16, port, port, 1, count)}: what QEMU's DSDT
     says, so Linux's qemu_fw_cfg driver binds to the ports."""
-    lo, hi = FW_CFG_PORT & 0xFF, FW_CFG_PORT >> 8
-    io = bytes([0x47, 0x01, lo, hi, lo, hi, 0x01, FW_CFG_PORT_COUNT, 0x79, 0x00])
+    lo, hi = hw.fw_cfg_port & 0xFF, hw.fw_cfg_port >> 8
+    io = bytes([0x47, 0x01, lo, hi, lo, hi, 0x01, hw.fw_cfg_ports, 0x79, 0x00])
     crs = b"\x08_CRS\x11" + _pkg_length(bytes([0x0A, len(io)]) + io)
     body = b"\x5c\x2e_SB_FWCF" + b"\x08_HID\x0dQEMU0002\x00" + b"\x08_STA\x0a\x0b" + crs
     return b"\x5b\x82" + _pkg_length(body)
 
 
-def build_dsdt(ids: AcpiHeaderIds = IDS) -> bytes:
+def build_dsdt(hw: PcHardware, ids: AcpiHeaderIds = IDS) -> bytes:
     """DSDT (revision 2): Name(\\_S5, Package() {5, 5, 0, 0}), the sleep type power-off writes, and the fw_cfg
     device every pyvmm machine has."""
     s5 = bytes([0x08]) + b"\\_S5_" + bytes([0x12, 0x08, 0x04, 0x0A, S5_SLP_TYP, 0x0A, S5_SLP_TYP, 0x00, 0x00])
-    return finish_table(b"DSDT", 2, s5 + _fw_cfg_device(), ids)
+    return finish_table(b"DSDT", 2, s5 + _fw_cfg_device(hw), ids)
 
 
 def _gas(space: int, bits: int, access: int, address: int) -> bytes:
     return struct.pack("<BBBBQ", space, bits, 0, access, address)
 
 
-def build_fadt(dsdt_gpa: int, ids: AcpiHeaderIds = IDS, facs_gpa: int = 0) -> bytes:
-    """FADT (revision 6, 276 bytes): PM1a event/control, PM timer and GPE0 at 0x400, SCI on IRQ 9, reset through
-    port 0xCF9 (value 6), an i8042 present, no SMI command port (ACPI is always enabled)."""
+def build_fadt(dsdt_gpa: int, hw: PcHardware, ids: AcpiHeaderIds = IDS, facs_gpa: int = 0) -> bytes:
+    """FADT (revision 6, 276 bytes): PM1a event/control, PM timer and GPE0 from the PM base, the SCI IRQ, reset
+    through the reset port, an i8042 present, no SMI command port (ACPI is always enabled)."""
+    pm_base = hw.pm_base
     body = bytearray(276 - HEADER_SIZE)
 
     def put(offset: int, fmt: str, *values: int | bytes) -> None:
         struct.pack_into(fmt, body, offset - HEADER_SIZE, *values)
     put(36, "<I", facs_gpa)                 # FIRMWARE_CTRL (0: no FACS)
     put(40, "<I", dsdt_gpa if dsdt_gpa < 1 << 32 else 0)
-    put(46, "<H", SCI_IRQ)
-    put(56, "<I", PM_BASE)                  # PM1a_EVT_BLK
-    put(64, "<I", PM_BASE + 4)              # PM1a_CNT_BLK
-    put(76, "<I", PM_BASE + 8)              # PM_TMR_BLK
-    put(80, "<I", PM_BASE + 12)             # GPE0_BLK
+    put(46, "<H", hw.sci_irq)
+    put(56, "<I", pm_base)                  # PM1a_EVT_BLK
+    put(64, "<I", pm_base + 4)              # PM1a_CNT_BLK
+    put(76, "<I", pm_base + 8)              # PM_TMR_BLK
+    put(80, "<I", pm_base + 12)             # GPE0_BLK
     put(88, "<BBBBBB", 4, 2, 0, 4, 4, 0)    # PM1_EVT_LEN, PM1_CNT_LEN, PM2_CNT_LEN, PM_TMR_LEN, GPE0_LEN, GPE1_LEN
     put(96, "<HH", 101, 1001)               # C2/C3 latencies above the limits: no C2/C3
     put(109, "<H", 0x0003)                  # IAPC_BOOT_ARCH: LEGACY_DEVICES | 8042
     flags = 1 | 1 << 2 | 1 << 4 | 1 << 5 | 1 << 10   # WBINVD, PROC_C1, PWR_BUTTON, SLP_BUTTON, RESET_REG_SUP
     put(112, "<I", flags)
-    body[116 - HEADER_SIZE:128 - HEADER_SIZE] = _gas(1, 8, 1, RESET_PORT)
-    put(128, "<B", RESET_VALUE)
+    body[116 - HEADER_SIZE:128 - HEADER_SIZE] = _gas(1, 8, 1, hw.reset_port)
+    put(128, "<B", hw.reset_value)
     put(131, "<B", 0)                       # FADT minor version
     put(140, "<Q", dsdt_gpa)                # X_DSDT
-    body[148 - HEADER_SIZE:160 - HEADER_SIZE] = _gas(1, 32, 3, PM_BASE)
-    body[172 - HEADER_SIZE:184 - HEADER_SIZE] = _gas(1, 16, 2, PM_BASE + 4)
-    body[208 - HEADER_SIZE:220 - HEADER_SIZE] = _gas(1, 32, 3, PM_BASE + 8)
-    body[220 - HEADER_SIZE:232 - HEADER_SIZE] = _gas(1, 32, 1, PM_BASE + 12)
+    body[148 - HEADER_SIZE:160 - HEADER_SIZE] = _gas(1, 32, 3, pm_base)
+    body[172 - HEADER_SIZE:184 - HEADER_SIZE] = _gas(1, 16, 2, pm_base + 4)
+    body[208 - HEADER_SIZE:220 - HEADER_SIZE] = _gas(1, 32, 3, pm_base + 8)
+    body[220 - HEADER_SIZE:232 - HEADER_SIZE] = _gas(1, 32, 1, pm_base + 12)
     return finish_table(b"FACP", 6, bytes(body), ids)
 
 

@@ -1,5 +1,6 @@
-"""`pyvmm igvm build-linux`: a NATIVE v2 IGVM in igvmfilegen's Linux direct-boot layout (openvmm spec §4.3),
-with its known mistakes fixed: RFLAGS is 0x2, cmdline_size is the kernel's own limit, bzImage works too.
+"""`pyvmm igvm build-linux`: a NATIVE v2 IGVM in igvmfilegen's Linux direct-boot layout (OpenVMM vm/loader/igvmfilegen
+and vm/loader/src/linux.rs), with its known mistakes fixed: RFLAGS is 0x2, cmdline_size is the kernel's own limit,
+bzImage works too.
 
 GPA layout: zero page 0x1000, GDT 0x2000, identity page tables 0x3000-0x8fff, parameter areas: command line
 0xa000 (the default command line is its initial contents), memory map 0xb000 (4 pages), MADT 0xf000, SRAT
@@ -8,15 +9,14 @@ GPA layout: zero page 0x1000, GDT 0x2000, identity page tables 0x3000-0x8fff, pa
 
 from __future__ import annotations
 
-import struct
-
 from ..errors import LoadError
 from ..igvm import model as m
 from ..igvm.builder import IgvmBuilder
 from ..igvm.constants import HeaderType, Platform
 from ..igvm.vpcontext import build_native_context
 from ..x86 import flat_gdt, identity_page_tables
-from .kernel import HDRS, LOADED_HIGH, Kernel, parse_kernel
+from .bootparams import BOOT_FLAG, HDRS, LOADED_HIGH, SETUP_HEADER, ZERO_PAGE_SIZE, BootParams
+from .kernel import Kernel, parse_kernel
 
 ZERO_PAGE = 0x1000
 GDT = 0x2000
@@ -26,29 +26,27 @@ AREAS = ((HeaderType.COMMAND_LINE, CMDLINE, 1), (HeaderType.MEMORY_MAP, 0xB000, 
          (HeaderType.SRAT, 0x10000, 2), (HeaderType.SLIT, 0x12000, 1), (HeaderType.PPTT, 0x13000, 1))
 BOOT_DATA_END = 0x14000
 INITRD_ALIGN = 2 << 20
-# boot_params offsets (Documentation/arch/x86/zero-page.rst)
-BP_ACPI_RSDP = 0x070
-BP_E820_ENTRIES = 0x1E8
-BP_SETUP_HEADER = 0x1F1
-BP_E820_TABLE = 0x2D0
-E820_MAX = 128
+UNDEFINED_LOADER = 0xFF       # type_of_loader for a boot loader with no assigned id
+VMLINUX_PROTOCOL = 0x020F     # the boot protocol a zero page claims for a vmlinux, which has no header of its own
 
 
 def zero_page(kernel: Kernel, initrd_gpa: int, initrd_size: int) -> bytearray:
     """boot_params with the setup header (the kernel's own for a bzImage), loader type, initrd and cmdline pointer."""
-    zp = bytearray(4096)
+    zp = bytearray(ZERO_PAGE_SIZE)
+    hdr = BootParams.from_buffer(zp).hdr
     if kernel.setup_header:
-        zp[BP_SETUP_HEADER:BP_SETUP_HEADER + len(kernel.setup_header)] = kernel.setup_header
+        zp[SETUP_HEADER:SETUP_HEADER + len(kernel.setup_header)] = kernel.setup_header
     else:
-        struct.pack_into("<H", zp, 0x206, 0x020F)              # protocol 2.15, as a vmlinux has no header
-        zp[0x211] = LOADED_HIGH
-        struct.pack_into("<I", zp, 0x230, kernel.kernel_alignment)
-        struct.pack_into("<I", zp, 0x238, kernel.cmdline_size)
-    struct.pack_into("<H", zp, 0x1FE, 0xAA55)
-    struct.pack_into("<I", zp, 0x202, HDRS)
-    zp[0x210] = 0xFF                                            # type_of_loader: undefined
-    struct.pack_into("<II", zp, 0x218, initrd_gpa, initrd_size)
-    struct.pack_into("<I", zp, 0x228, CMDLINE)
+        hdr.version = VMLINUX_PROTOCOL
+        hdr.loadflags = LOADED_HIGH
+        hdr.kernel_alignment = kernel.kernel_alignment
+        hdr.cmdline_size = kernel.cmdline_size
+    hdr.boot_flag = BOOT_FLAG
+    hdr.header = HDRS
+    hdr.type_of_loader = UNDEFINED_LOADER
+    hdr.ramdisk_image, hdr.ramdisk_size = initrd_gpa, initrd_size
+    hdr.cmd_line_ptr = CMDLINE
+    del hdr                                     # release the export of zp before the caller resizes or copies it
     return zp
 
 

@@ -7,12 +7,12 @@ import struct
 from dataclasses import dataclass, field
 
 from ..errors import LoadError
+from .bootparams import HEADER_AT, LOADED_HIGH, SETUP_HEADER, XLF_KERNEL_64, is_bzimage, setup_header
 
-HDRS = 0x53726448
-XLF_KERNEL_64 = 1
-LOADED_HIGH = 1
 BZIMAGE_LOAD = 0x100000
 MIN_PROTOCOL = 0x020C       # first version with xloadflags (the 64-bit entry flag)
+HEADER_CAP = 0x280          # at most this much of a file is taken as setup header (the rest is setup code)
+BZIMAGE_MIN = 0x270         # a file shorter than this cannot hold a 2.12+ setup header
 
 
 @dataclass
@@ -50,43 +50,45 @@ class Kernel:
 def parse_kernel(data: bytes) -> Kernel:
     if data[:4] == b"\x7fELF":
         return parse_vmlinux(data)
-    if len(data) >= 0x206 and struct.unpack_from("<I", data, 0x202)[0] == HDRS:
+    if is_bzimage(data):
         return parse_bzimage(data)
     raise LoadError("not a Linux kernel: neither an ELF vmlinux nor a bzImage (no 'HdrS' setup header at 0x202)")
 
 
 def parse_bzimage(data: bytes) -> Kernel:
-    if len(data) < 0x270:
-        raise LoadError(f"bzImage is truncated: {len(data)} bytes, the setup header alone needs 0x270")
-    version = struct.unpack_from("<H", data, 0x206)[0]
+    if len(data) < BZIMAGE_MIN:
+        raise LoadError(f"bzImage is truncated: {len(data)} bytes, the setup header alone needs {BZIMAGE_MIN:#x}")
+    hdr = setup_header(data)
+    version = hdr.version
     if version < MIN_PROTOCOL:
         raise LoadError(f"boot protocol {version >> 8}.{version & 0xFF:02d} is too old; a 64-bit direct boot needs "
                         "2.12 or later")
-    xloadflags = struct.unpack_from("<H", data, 0x236)[0]
-    if not xloadflags & XLF_KERNEL_64:
+    if not hdr.xloadflags & XLF_KERNEL_64:
         raise LoadError("this kernel has no 64-bit entry point (xloadflags bit 0 clear): a 32-bit-only kernel "
                         "cannot be booted directly in long mode")
-    if not data[0x211] & LOADED_HIGH:
+    if not hdr.loadflags & LOADED_HIGH:
         raise LoadError("zImage (not loaded high) kernels are not supported")
-    setup_sects = data[0x1F1] or 4
-    pm_offset = (setup_sects + 1) * 512
-    syssize = struct.unpack_from("<I", data, 0x1F4)[0] * 16
+    pm_offset = setup_size(hdr)
+    syssize = hdr.syssize * 16
     if pm_offset >= len(data):
         raise LoadError(f"bzImage is truncated: its protected-mode code should start at {pm_offset:#x} but the "
                         f"file is {len(data):#x} bytes")
     if syssize and pm_offset + syssize - 15 > len(data):        # syssize counts 16-byte paragraphs, rounded up
         raise LoadError(f"bzImage is truncated: syssize says {syssize:#x} bytes of kernel after {pm_offset:#x}, "
                         f"the file has {len(data) - pm_offset:#x}")
-    header_end = min(0x202 + data[0x201], 0x280)
+    header_end = min(HEADER_AT + (hdr.jump >> 8), HEADER_CAP)     # boot.rst: 0x202 + the byte at 0x201
     pm = memoryview(data)[pm_offset:]
     k = Kernel("bzImage", [Segment(BZIMAGE_LOAD, pm, len(pm))], BZIMAGE_LOAD + 0x200,
-               setup_header=bytes(data[0x1F1:header_end]), protocol=version,
-               initrd_addr_max=struct.unpack_from("<I", data, 0x22C)[0],
-               kernel_alignment=struct.unpack_from("<I", data, 0x230)[0] or 0x200000,
-               cmdline_size=struct.unpack_from("<I", data, 0x238)[0] if version >= 0x0206 else 255,
-               pref_address=struct.unpack_from("<Q", data, 0x258)[0],
-               init_size=struct.unpack_from("<I", data, 0x260)[0])
+               setup_header=bytes(data[SETUP_HEADER:header_end]), protocol=version,
+               initrd_addr_max=hdr.initrd_addr_max, kernel_alignment=hdr.kernel_alignment or 0x200000,
+               cmdline_size=hdr.cmdline_size if version >= 0x0206 else 255,
+               pref_address=hdr.pref_address, init_size=hdr.init_size)
     return k
+
+
+def setup_size(hdr) -> int:
+    """Bytes of real-mode setup before the protected-mode code: (setup_sects or 4, plus the boot sector) * 512."""
+    return ((hdr.setup_sects or 4) + 1) * 512
 
 
 ELF_HEADER = struct.Struct("<16sHHIQQQIHHHHHH")

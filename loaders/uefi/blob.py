@@ -1,5 +1,19 @@
-"""OpenVMM's UEFI config blob (openvmm-uefi-and-igvm.md §1.7-1.8): typed structures, 8-byte padded, the count
-header patched last. Built from a plain machine description; parsed back with the firmware's own checks."""
+"""OpenVMM's UEFI config blob (OpenVMM vm/loader/src/uefi/config.rs, written by
+openvmm_core/src/worker/vm_loaders/uefi.rs `load_uefi`): typed structures, 8-byte padded, the count header patched
+last. Built from a plain machine description; parsed back with the firmware's own checks (mu_msvm
+MsvmPkg/PlatformPei/Config.c `GetUefiConfigInfo`).
+
+Two flags are decided here rather than copied:
+
+* `mtrrs_initialized_at_load`: OpenVMM's `load_uefi` always sets it, because its loader always programs the BSP's
+  MTRRs itself (MtrrDefType 0xC00 and the low fixed ranges write-back, vm/loader/src/uefi/mod.rs). pyvmm sets it
+  unless the file's own VP context switches the MTRRs off: every pyvmm vCPU starts with MTRR_DEF_TYPE enabled
+  (default write-back) before the file's registers apply, so the MTRRs are initialized at load in every other case,
+  and with the flag clear mu_msvm would ask its BIOS device (I/O 0x28, which pyvmm does not emulate) to program
+  the variable MTRRs (PlatformPei/Platform.c, BiosConfigBootFinalize). See `mtrrs_initialized_at_load`.
+* The Gic structure (0x23) is an AArch64 one (two GIC base addresses, read by mu_msvm only on AArch64); an x86-64
+  machine never gets one, but the writer and parser know its shape so a blob carrying one is read correctly.
+"""
 
 from __future__ import annotations
 
@@ -89,14 +103,22 @@ class Flags(enum.IntFlag):
 CONSOLE_SHIFT, MEMORY_PROTECTION_SHIFT = 7, 21
 CONSOLE_DEFAULT, CONSOLE_COM1, CONSOLE_COM2, CONSOLE_NONE = 0, 1, 2, 3
 
-# Fixed total lengths (header included) the firmware enforces, and the structures it requires.
-FIXED_LENGTHS = {0x00: 16, 0x01: 16, 0x04: 72, 0x05: 24, 0x0B: 32, 0x12: 16, 0x13: 24, 0x14: 40, 0x17: 16,
-                 0x19: 24}
-REQUIRED = (BlobType.BIOS_INFORMATION, BlobType.MEMORY_MAP, BlobType.ENTROPY, BlobType.BIOS_GUID, BlobType.FLAGS,
-            BlobType.PROCESSOR_INFORMATION, BlobType.MMIO_RANGES)
-ACPI_TYPES = frozenset({0x02, 0x16, 0x18, *range(0x20, 0x28)})
 HEADER = struct.Struct("<II")
 MEMORY_RANGE = struct.Struct("<QQII")    # MemoryRangeV5
+GIC = struct.Struct("<QQ")               # config::Gic: gic_distributor_base (GICD), gic_redistributors_base (GICR)
+
+# Fixed total lengths (header included) the firmware enforces, and the structures it requires.
+# Gic: mu_msvm's length table says 0 (unchecked) yet it reads both u64s, so anything but header + 16 bytes would
+# make it read past the structure; pyvmm refuses that.
+FIXED_LENGTHS = {0x00: 16, 0x01: 16, 0x04: 72, 0x05: 24, 0x0B: 32, 0x12: 16, 0x13: 24, 0x14: 40, 0x17: 16,
+                 0x19: 24, 0x23: 8 + GIC.size}
+REQUIRED = (BlobType.BIOS_INFORMATION, BlobType.MEMORY_MAP, BlobType.ENTROPY, BlobType.BIOS_GUID, BlobType.FLAGS,
+            BlobType.PROCESSOR_INFORMATION, BlobType.MMIO_RANGES)
+# The types mu_msvm hands on as ACPI tables (Config.c: Madt, Srat, Slit, Pptt, Hmat, AcpiTable, Aspt on x64, Mcfg,
+# Ssdt, Iort). Gic (0x23) and PcieBarApertures (0x28) are structures of their own.
+ACPI_TYPES = frozenset({0x02, 0x16, 0x18, 0x20, 0x21, 0x22, 0x24, 0x25, 0x26, 0x27})
+MSR_MTRR_DEF_TYPE = 0x2FF
+MTRR_DEF_TYPE_ENABLE = 1 << 11           # IA32_MTRR_DEF_TYPE.E
 BIOS_SIZE_PAGES = 0x600
 
 
@@ -111,9 +133,18 @@ class UefiMachine:
     mmio: tuple[tuple[int, int], tuple[int, int]] = ((0xC0000000, 0x40000000), (1 << 32, 0))
     serial: bool = True
     console: int = CONSOLE_COM1
-    mtrrs_initialized: bool = False
+    mtrrs_initialized: bool = True          # see mtrrs_initialized_at_load
     frontpage: bool = False
     vmbus: bool = False
+    gic: tuple[int, int] | None = None      # (distributor, redistributors) bases: AArch64 only, None on x86-64
+
+
+def mtrrs_initialized_at_load(file_mtrr_def_type: int | None) -> bool:
+    """The flag's value for a launch whose file sets MTRR_DEF_TYPE to this value (None: the file leaves it alone).
+
+    Every pyvmm vCPU starts with the MTRRs enabled before the file's registers apply, so only a file that writes
+    MTRR_DEF_TYPE with E clear leaves them uninitialized at load; then the firmware must program them itself."""
+    return file_mtrr_def_type is None or bool(file_mtrr_def_type & MTRR_DEF_TYPE_ENABLE)
 
 
 def _next_pow2(n: int) -> int:
@@ -150,7 +181,7 @@ class _Blob:
 
 
 def build_config_blob(machine: UefiMachine) -> bytes:
-    """The blob OpenVMM's load_uefi writes, in its order (§1.8)."""
+    """The blob OpenVMM's load_uefi writes, in its order (OpenVMM vm/loader/src/uefi/mod.rs)."""
     if len(machine.entropy) != 64 or len(machine.bios_guid) != 16:
         raise ValueError("entropy must be 64 bytes and the BIOS GUID 16")
     b = _Blob()
@@ -162,6 +193,8 @@ def build_config_blob(machine: UefiMachine) -> bytes:
     b.add(BlobType.MMIO_RANGES, struct.pack("<4Q", lo >> 12, lo_len >> 12, hi >> 12, hi_len >> 12))
     b.add(BlobType.PROCESSOR_INFORMATION, struct.pack("<4I", machine.cpus, machine.cpus, _next_pow2(machine.cpus), 1))
     b.add(BlobType.FLAGS, struct.pack("<Q", flags_for(machine)))
+    if machine.gic is not None:
+        b.add(BlobType.GIC, GIC.pack(*machine.gic))
     for table in machine.acpi_tables:
         b.add(BlobType.ACPI_TABLE, table)
     return b.complete()
@@ -203,6 +236,11 @@ class ParsedBlob:
 
     def flags(self) -> int:
         return struct.unpack("<Q", self.first(BlobType.FLAGS))[0]
+
+    def gic(self) -> tuple[int, int] | None:
+        """(distributor, redistributors) bases, or None when the blob has no Gic structure."""
+        p = next((p for t, p in self.structures if t == BlobType.GIC), None)
+        return None if p is None else GIC.unpack(p)
 
     def acpi_tables(self) -> list[bytes]:
         return [p[:struct.unpack_from("<I", p, 4)[0]] for t, p in self.structures if t in ACPI_TYPES]

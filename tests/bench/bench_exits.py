@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from kvm.ioctl import raw_ioctl  # noqa: E402
-from kvm.uapi import ExitReason, Ioctl  # noqa: E402
+from kvm.ioctl import run_ioctl  # noqa: E402
+from kvm.uapi import ExitReason, Ioctl, field_offset, kvm_run  # noqa: E402
 from loaders.flat import flat_plan  # noqa: E402
 from tests.guests.build import build  # noqa: E402
 from vmm.machine import Machine, MachineConfig  # noqa: E402
@@ -49,15 +49,16 @@ def run_floor(image: bytes) -> tuple[float, float, float, int, int]:
         m.load(flat_plan(image))
         v = m.vm.vcpus[0]
         fd = v.fd
-        reason = ctypes.c_uint32.from_address(v.run_addr + 8)
-        port = ctypes.c_uint16.from_address(v.run_addr + 34)
+        reason = ctypes.c_uint32.from_address(v.run_addr + field_offset(kvm_run, "exit_reason")[0])
+        port = ctypes.c_uint16.from_address(v.run_addr + field_offset(kvm_run, "u.io.port")[0])
         IO = ExitReason.IO.value
-        head = m._ring_head             # consume (discard) coalesced bytes, as cheaply as possible
+        head = m._ring.head if m._ring else None   # consume (discard) coalesced bytes, as cheaply as possible
+        run, RUN = run_ioctl, int(Ioctl.RUN)   # the call pyvmm's loop makes
         exits = 0
         u0, s0 = _cpu()
         t0 = time.perf_counter()
         while True:
-            raw_ioctl(fd, Ioctl.RUN, 0)
+            run(fd, RUN, 0)
             exits += 1
             if head is not None:
                 head[0] = head[1]

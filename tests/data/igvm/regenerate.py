@@ -19,7 +19,7 @@ if __name__ == "__main__":
     for name, make in GOLDEN.items():
         (HERE / name).write_bytes(write_igvm(make()))
         print("wrote", HERE / name)
-    from vmm.igvm_cli import main  # the JSON dump golden, through the command users run
+    from vmm.cli import main  # the JSON dump golden, through the command users run
     import contextlib
     with open(HERE / "multi-platform.json", "w") as out, contextlib.redirect_stdout(out):
-        main(["dump", str(HERE / "multi-platform.igvm"), "--json"])
+        main(["igvm", "dump", str(HERE / "multi-platform.igvm"), "--json"])

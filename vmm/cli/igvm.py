@@ -7,20 +7,17 @@ import json
 import sys
 from typing import Callable, NoReturn
 
-from .files import linux_igvm_from_files, read_file
-
-EXIT_BAD_INPUT = 2
+from ..files import linux_igvm_from_files, read_file
+from .errors import UsageError
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        from .cli import UsageError
         raise UsageError(f"{message} (see 'pyvmm igvm --help')")
 
 
 def write_output(path: str, data: bytes) -> None:
     """Write a built file and say so; a one-line error if it cannot be written."""
-    from .cli import UsageError
     try:
         with open(path, "wb") as fh:
             fh.write(data)
@@ -126,10 +123,10 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Print the load plan a launch with these options would apply: deterministic, diffable text."""
-    from .cli import UsageError
-    from .igvm_source import IgvmSpec, parse_igvm_spec, prepare_igvm
-    from .plan_text import plan_lines
-    from .sizes import parse_processors, parse_size
+    from ..igvm_source import IgvmSpec, prepare_igvm
+    from ..plan_text import plan_lines
+    from ..sizes import parse_processors, parse_size
+    from .options import parse_igvm_spec
     if (args.file is None) == (args.igvm is None):
         raise UsageError("give the IGVM file either as FILE or as --igvm SPEC")
     try:
@@ -188,17 +185,12 @@ SUBCOMMANDS["build-linux"] = ("package a Linux kernel (bzImage or vmlinux) as a 
 
 
 def main(argv: list[str]) -> int:
-    from loaders.errors import LoadError
-    from .cli import UsageError
+    """Run one `pyvmm igvm` subcommand; errors propagate to vmm.cli.main, which prints them and picks the status."""
     p = _Parser(prog="pyvmm igvm", description="Inspect and build IGVM files.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (help_text, add_args, _) in SUBCOMMANDS.items():
         add_args(sub.add_parser(name, help=help_text, description=help_text))
-    try:
-        args = p.parse_args(argv)
-        if not args.command:
-            raise UsageError("give a subcommand: " + ", ".join(SUBCOMMANDS))
-        return SUBCOMMANDS[args.command][2](args)
-    except (UsageError, LoadError) as e:
-        print(f"pyvmm: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    args = p.parse_args(argv)
+    if not args.command:
+        raise UsageError("give a subcommand: " + ", ".join(SUBCOMMANDS))
+    return SUBCOMMANDS[args.command][2](args)

@@ -1,7 +1,9 @@
-"""The `pyvmm` command: argument parsing, the exit-status rules of DESIGN.md, one-line errors for bad input.
+"""The `pyvmm` command: argument parsing and dispatch; errors become one line and an exit status in .errors.
 
-Exit status: guest debug-exit V -> (V << 1) | 1; power-off (or reset with --no-reboot) -> 0; bad input -> 2;
-fatal guest/KVM error -> 3 (register dump on stderr); --timeout -> 124.
+Exit status (vmm.status): guest debug-exit V -> (V << 1) | 1; power-off (or reset with --no-reboot) -> 0;
+bad input -> 2; fatal guest/KVM error -> 3 (register dump on stderr); --timeout -> 124.
+
+Only vmm/__main__.py and the `pyvmm` console script import this package; the machine core never does.
 """
 
 from __future__ import annotations
@@ -10,15 +12,8 @@ import argparse
 import sys
 from typing import NoReturn
 
-from loaders.errors import LoadError
-
-from . import __version__
-
-EXIT_BAD_INPUT = 2
-
-
-class UsageError(Exception):
-    """Bad command-line input; printed as one line, exit status 2."""
+from .. import __version__
+from .errors import UsageError, exit_status_for
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,27 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _error(message: str) -> int:
-    print(f"pyvmm: error: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         if argv[:1] == ["igvm"]:
-            from .igvm_cli import main as igvm_main
+            from .igvm import main as igvm_main
             return igvm_main(argv[1:])
         args = _parser().parse_args(argv)
         from .run import run_command
         return run_command(args)
-    except UsageError as e:
-        return _error(str(e))
-    except LoadError as e:           # IgvmError included: bad input found while reading or planning a file
-        return _error(str(e))
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:     # `pyvmm igvm dump F | head`: the reader left; not an error
-        import os
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except (Exception, KeyboardInterrupt) as e:
+        code = exit_status_for(e)
+        if code is None:
+            raise
+        return code

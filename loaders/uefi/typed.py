@@ -1,32 +1,34 @@
-"""`--igvm type=uefi`: what OpenVMM's typed UEFI launch adds to an IGVM load (openvmm-uefi-and-igvm.md §3.8).
+"""`--igvm type=uefi`: what OpenVMM's typed UEFI launch adds to an IGVM load (OpenVMM PR #3726).
 
 Two generations of UEFI IGVM: a file that puts the IGVM parameter block at 0x709000 gets its parameters filled
 and nothing else; any other file gets the legacy config blob written there after loading. Either way R12 holds
-0x709000 unless the file's VP context sets R12 itself.
+0x709000 unless the file's VP context sets R12 itself. (R12 is the typed launch this project implements; the
+final revision of OpenVMM's typed launch, PR #3726, dropped it: there the firmware finds the blob at its fixed
+address, and OpenVMM's loader sets R12 only for the SNP parameter-block form, vm/loader/src/uefi/mod.rs.)
 """
 
 from __future__ import annotations
 
 import os
 
-from loaders.errors import LoadError
-from loaders.igvm.constants import Platform
-from loaders.plan import LoadPlan, MemoryWrite
-from loaders.uefi.blob import UefiMachine, build_config_blob, volatile_ranges
-from loaders.uefi.layout import CONFIG_BLOB_GPA_BASE
-
-from .memory import MMIO_HOLE_END, MMIO_HOLE_START
-
-MSR_MTRR_DEF_TYPE = 0x2FF
+from ..errors import LoadError
+from ..igvm.constants import Platform
+from ..igvm.parameters import HostInfo
+from ..plan import LoadPlan, MemoryWrite
+from .blob import MSR_MTRR_DEF_TYPE, UefiMachine, build_config_blob, mtrrs_initialized_at_load, volatile_ranges
+from .layout import CONFIG_BLOB_GPA_BASE
 
 
-def uefi_machine(host, mtrrs_initialized: bool, entropy: bytes | None = None,
-                 bios_guid: bytes | None = None) -> UefiMachine:
-    """The blob's view of the machine: RAM, vCPUs, ACPI tables in OpenVMM's order, COM1 console."""
+def uefi_machine(host: HostInfo, mmio: tuple[tuple[int, int], ...], mtrrs_initialized: bool,
+                 entropy: bytes | None = None, bios_guid: bytes | None = None) -> UefiMachine:
+    """The blob's view of the machine: RAM, vCPUs, ACPI tables in OpenVMM's order, COM1 console.
+
+    mmio is the machine's two MMIO gaps as the blob lists them ((gpa, size), (gpa, size)); the VMM knows them.
+    """
     tables = [t for t in (host.madt, host.srat, host.slit, host.pptt) if t]
     return UefiMachine(cpus=host.cpus, ram=list(host.ram), entropy=entropy or os.urandom(64),
                        bios_guid=bios_guid or os.urandom(16), acpi_tables=tables,
-                       mmio=((MMIO_HOLE_START, MMIO_HOLE_END - MMIO_HOLE_START), (MMIO_HOLE_END, 0)),
+                       mmio=mmio,
                        mtrrs_initialized=mtrrs_initialized)
 
 
@@ -43,12 +45,15 @@ def r12_set_by_file(plan: LoadPlan, platform_type: Platform) -> bool:
     return "r12" in regs                    # a VBS list sets only the registers it lists
 
 
-def apply_uefi(plan: LoadPlan, platform_type: Platform, host) -> str:
-    """Add the blob (when needed) and R12 to a filled plan; returns 'parameter block' or 'config blob'."""
+def apply_uefi(plan: LoadPlan, platform_type: Platform, host: HostInfo, mmio: tuple[tuple[int, int], ...]) -> str:
+    """Add the blob (when needed) and R12 to a filled plan; returns 'parameter block' or 'config blob'.
+
+    A pure loader step: the machine's facts come in (host, the blob's MMIO gaps), plan writes and R12 go out.
+    """
     form = "parameter block"
     if not has_parameter_block(plan):
         form = "config blob"
-        machine = uefi_machine(host, MSR_MTRR_DEF_TYPE in plan.vps[0].msrs)
+        machine = uefi_machine(host, mmio, mtrrs_initialized_at_load(plan.vps[0].msrs.get(MSR_MTRR_DEF_TYPE)))
         blob = build_config_blob(machine)
         padded = blob + bytes(-len(blob) % 4096)
         masked = bytearray(padded)

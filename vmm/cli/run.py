@@ -5,27 +5,31 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kvm import KvmError, kvm_usable
-from loaders.errors import LoadError
+from kvm import kvm_usable
 
-from .cli import EXIT_BAD_INPUT, UsageError
-from .sizes import parse_processors, parse_size
+from .. import status
+from ..sizes import parse_processors, parse_size
+from .errors import UsageError
+
+
+def _check_serial(spec: str) -> None:
+    """--serial is stdio, file:PATH or none; checked before anything is read or opened."""
+    if spec not in ("stdio", "none") and not (spec.startswith("file:") and len(spec) > 5):
+        raise UsageError(f"--serial {spec!r}: use stdio, file:PATH or none")
 
 
 def _serial(spec: str):
-    """Serial sink from --serial: stdio, file:PATH or none."""
-    from .console import stdout_writer
+    """Serial sink from a checked --serial: (write callable or None, whether stdin is wired to COM1)."""
+    from ..console import stdout_writer
     if spec == "stdio":
         return stdout_writer(), True
     if spec == "none":
         return None, False
-    if spec.startswith("file:") and len(spec) > 5:
-        try:
-            f = open(spec[5:], "ab", buffering=0)
-        except OSError as e:
-            raise UsageError(f"--serial {spec}: cannot open: {e.strerror}") from None
-        return f.write, False
-    raise UsageError(f"--serial {spec!r}: use stdio, file:PATH or none")
+    try:
+        f = open(spec[5:], "ab", buffering=0)
+    except OSError as e:
+        raise UsageError(f"--serial {spec}: cannot open: {e.strerror}") from None
+    return f.write, False
 
 
 def _symbols(args: argparse.Namespace):
@@ -46,8 +50,11 @@ def _symbols(args: argparse.Namespace):
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from .machine import MachineConfig
-    from .cpu_model import parse_cpu
+    """Check every option and input file, then KVM, then launch: bad input gives its own one-line error (status
+    2) on any host, with or without /dev/kvm (PYVMM_KVM_DEVICE names another device node, for tests)."""
+    from ..cpu_model import parse_cpu
+    from ..machine import MachineConfig
+    from .options import user_files
     try:
         memory = parse_size(args.memory)
         cpus = parse_processors(args.processors)
@@ -60,24 +67,26 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError("nothing to boot: give --igvm FILE or --kernel FILE")
     if args.igvm and args.kernel:
         raise UsageError("--igvm and --kernel are exclusive: give one")
-    from .fw_cfg import user_files
+    _check_serial(args.serial)
     files = user_files(args.fw_cfg)
-    reason = kvm_usable()
+    source = make_source(args, memory, cpus)      # validates files before any VM exists
+    symbols = _symbols(args) if "rip" in args.trace else None
+    fw_cfg = fw_cfg_for(args, memory, cpus, files)
+    out, interactive = _serial(args.serial)
+    reason = kvm_usable()                         # last: nothing above needs KVM
     if reason is not None:
         raise UsageError(f"cannot use KVM: {reason}")
-    out, interactive = _serial(args.serial)
-    source = make_source(args, memory, cpus)      # validates files before any VM exists
     config = MachineConfig(memory=memory, cpus=cpus, serial_out=out, trace=frozenset(args.trace), cpu=cpu,
-                           symbols=_symbols(args) if "rip" in args.trace else None,
-                           fw_cfg=fw_cfg_for(args, memory, cpus, files), vmfwupdate=not args.no_vmfwupdate)
+                           symbols=symbols, fw_cfg=fw_cfg, vmfwupdate=not args.no_vmfwupdate)
     return execute(config, source, args, interactive)
 
 
 def make_source(args: argparse.Namespace, memory: int, cpus: int):
     """The plan factory for the boot source named on the command line; UsageError/LoadError for bad input."""
-    from .igvm_source import IgvmSpec, check_relocation, parse_igvm_spec, prepare_igvm
+    from ..igvm_source import IgvmSpec, prepare_igvm
+    from .options import check_relocation, parse_igvm_spec
     if args.kernel:
-        from .files import linux_igvm_from_files
+        from ..files import linux_igvm_from_files
         raw = linux_igvm_from_files(args.kernel, args.initrd, args.cmdline or "")
         prepared = prepare_igvm(IgvmSpec(args.kernel, "linux"), memory, cpus, None, None, raw=raw)
         plan = prepared.plan
@@ -93,8 +102,8 @@ def make_source(args: argparse.Namespace, memory: int, cpus: int):
 
 def fw_cfg_for(args: argparse.Namespace, memory: int, cpus: int, files: tuple):
     """The machine's fw_cfg items: the fixed set, QEMU's kernel items for --kernel, the user's files."""
-    from .fw_cfg import fw_cfg_items, linux_boot_items
-    from .igvm_cli import read_file
+    from ..files import read_file
+    from ..fw_cfg import fw_cfg_items, linux_boot_items
     kernel_keys, kernel_files = {}, ()
     if args.kernel:
         initrd = read_file(args.initrd) if args.initrd else None
@@ -107,25 +116,20 @@ def fw_cfg_for(args: argparse.Namespace, memory: int, cpus: int, files: tuple):
 
 def execute(config, source, args: argparse.Namespace, interactive: bool) -> int:
     """Launch with relaunch-on-reset, stdin wired to COM1, and the result mapped to an exit status."""
-    from .console import StdinPump
-    from .launch import launch
-    from .machine import Outcome
+    from ..console import StdinPump
+    from ..launch import launch
+    from ..machine import Outcome
 
     current = [None]
     pump = None
     if interactive:
         pump = StdinPump(feed=lambda d: current[0] and current[0].serial_input(d),
-                         quit=lambda: current[0] and current[0].request_stop(Outcome.QUIT, 0, "quit (ctrl-a x)"))
+                         quit=lambda: current[0] and current[0].request_stop(Outcome.QUIT, status.OK,
+                                                                                     "quit (ctrl-a x)"))
         pump.start()
     try:
         result = launch(config, source, no_reboot=args.no_reboot, timeout=args.timeout,
                         on_machine=lambda m: current.__setitem__(0, m))
-    except (LoadError, ValueError) as e:
-        print(f"pyvmm: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KvmError as e:
-        print(f"pyvmm: error: KVM: {e}", file=sys.stderr)
-        return 3
     finally:
         if pump:
             pump.restore()
