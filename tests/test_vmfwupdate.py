@@ -89,7 +89,7 @@ def test_update_launches_the_new_firmware_and_keeps_ram(capfd, case):
 
 def test_chained_update_and_the_last_firmware_stays_for_plain_resets():
     files = {"opt/stage2": stage_igvm(2), "opt/stage3": stage_igvm(3, MAX_BOOTS=2)}
-    out = run(stage_igvm(1), files)
+    out = run(stage_igvm(1), files, cpus=2)                 # the APs are rebuilt with every machine too
     lines = out.text.splitlines()
     assert out.status == (3 << 1) | 1, out.text
     boots = [line for line in lines if line.startswith("stage ")]
