@@ -20,6 +20,7 @@ from vmm.launch import launch
 from vmm.machine import Machine, MachineConfig, Outcome, RunResult
 
 PARAMS_GPA = 0x8000
+PARAMS_SIZE = 0x1000               # parameters, then the vCPUs' done counter and counts (zeroed on every launch)
 MAGIC = int.from_bytes(b"HOSTILE1", "little")
 MODE_SWEEP, MODE_RESET = 1, 2
 RESET_WITHIN = 2000               # a reset machine resets within its first RESET_WITHIN operations (keeps rounds short)
@@ -33,10 +34,14 @@ def hostile_image() -> bytes:
 
 
 def hostile_plan(image: bytes, *, seed: int, ops: int, memory: int, cpus: int, mode: int = 0,
-                 reset_after: int = 0) -> LoadPlan:
-    """The flat plan for `image` plus the parameter block (ops per vCPU; 0 runs forever)."""
+                 reset_after: int = 0, resets: int = 0) -> LoadPlan:
+    """The flat plan for `image` plus the parameter page (ops per vCPU; 0 runs forever). In MODE_RESET vCPU 0
+    resets the machine `resets` times (counted in RAM that survives a reset), the first after reset_after of its
+    operations; the machine after the last reset runs its stream to the end."""
+    if not 1 <= cpus <= 60:
+        raise ValueError("the hostile guest keeps counts for 60 vCPUs at most")
     plan = flat_plan(image, cpus=cpus)
-    block = struct.pack("<7Q", MAGIC, seed, ops, memory, mode, reset_after, cpus)
+    block = struct.pack("<8Q", MAGIC, seed, ops, memory, mode, reset_after, cpus, resets).ljust(PARAMS_SIZE, b"\0")
     plan.writes.append(MemoryWrite(PARAMS_GPA, block, "hostile parameters"))
     return plan
 
@@ -64,40 +69,43 @@ def run_hostile(*, seed: int, ops: int, memory: int = 64 << 20, cpus: int = 2, m
                 resets: int = 0, timeout: float = 120.0, image: bytes | None = None) -> HostileRun:
     """Run the hostile guest through vmm.launch (relaunch on reset, as the CLI does). With resets=N the first N
     machines reset mid-stream (vCPU 0 after a seeded number of operations, the others still firing DMA) and the
-    last runs to its end; each relaunch gets the next seed."""
+    last runs to its end; each machine after a reset draws a new stream. `runs` counts the machines."""
     image = image or hostile_image()
     out = bytearray()
     lock = threading.Lock()
-    launched = [0]
+    launched, machines = [0], [0]
 
     def sink(data: bytes) -> None:
         with lock:
             out.extend(data)
 
     def make_plan(machine: Machine) -> LoadPlan:
-        n = launched[0]
         launched[0] += 1
-        reset = n < resets
-        return hostile_plan(image, seed=seed + n, ops=ops, memory=memory, cpus=cpus,
-                            mode=(mode | MODE_RESET) if reset else (mode & ~MODE_RESET),
-                            reset_after=(seed * 7919 + n * 104729) % max(1, min(ops, RESET_WITHIN)) if reset else 0)
+        return hostile_plan(image, seed=seed, ops=ops, memory=memory, cpus=cpus,
+                            mode=(mode | MODE_RESET) if resets else mode, resets=resets,
+                            reset_after=(seed * 7919) % max(1, min(ops, RESET_WITHIN)))
+
+    def count(machine: Machine | None) -> None:
+        if machine is not None:
+            machines[0] += 1
     cfg = MachineConfig(memory=memory, cpus=cpus, serial_out=sink)
     cfg.log = lambda line: None
     started = time.monotonic()
-    result = launch(cfg, make_plan, timeout=timeout)
-    return HostileRun(result, bytes(out), time.monotonic() - started, launched[0], _parse(bytes(out)))
+    result = launch(cfg, make_plan, timeout=timeout, on_machine=count)
+    return HostileRun(result, bytes(out), time.monotonic() - started, machines[0], _parse(bytes(out)))
 
 
 def run_hostile_machine(*, seed: int, ops: int, memory: int = 64 << 20, cpus: int = 2, mode: int = 0,
                         reset_after: int = 0, timeout: float = 120.0, image: bytes | None = None) -> HostileRun:
-    """One machine, no relaunch: what one run of the guest ends with (RESET in reset mode)."""
+    """One machine, no relaunch: what one run of the guest ends with (RESET in reset mode: one reset asked)."""
     image = image or hostile_image()
     out = bytearray()
     cfg = MachineConfig(memory=memory, cpus=cpus, serial_out=out.extend)
     cfg.log = lambda line: None
     started = time.monotonic()
     with Machine(cfg) as m:
-        m.load(hostile_plan(image, seed=seed, ops=ops, memory=memory, cpus=cpus, mode=mode, reset_after=reset_after))
+        m.load(hostile_plan(image, seed=seed, ops=ops, memory=memory, cpus=cpus, mode=mode, reset_after=reset_after,
+                            resets=1 if mode & MODE_RESET else 0))
         result = m.run(timeout)
     return HostileRun(result, bytes(out), time.monotonic() - started, 1, _parse(bytes(out)))
 

@@ -15,14 +15,17 @@
 #define PARAMS_GPA 0x8000
 #define HOSTILE_MAGIC 0x31454c4954534f48ul   /* "HOSTILE1" */
 #define MODE_SWEEP 1                          /* first walk every port 0..0xffff, each width, in and out */
-#define MODE_RESET 2                          /* vCPU 0 resets the machine after reset_after operations */
+#define MODE_RESET 2                          /* vCPU 0 resets the machine `resets` times, mid-stream */
+#define GEN_GPA 0x7000                        /* resets done so far: RAM outside the plan's pages, which survives a
+                                                 reset while the plan's pages are written afresh */
 
-struct params { u64 magic, seed, ops, ram_end, mode, reset_after, ncpus; };
+struct params { u64 magic, seed, ops, ram_end, mode, reset_after, ncpus, resets; };
 struct counts { u64 ops, port, string, dma, dma_ok, dma_err, dma_untouched, fwread; };
 
-static volatile u32 done_cpus;
-static volatile u32 reset_started;
-static struct counts counts[64];
+/* Shared state lives in the parameter page, which the load plan writes afresh on every launch: guest RAM survives
+   a reset, so state in .bss would carry one machine's counts into the next. */
+#define done_cpus (*(volatile u32 *)(PARAMS_GPA + 0x80))
+#define COUNTS ((struct counts *)(PARAMS_GPA + 0x100))   /* 60 vCPUs at most */
 static const u16 claimed[] = {
     0x3f8, 0x3f9, 0x3fa, 0x3fb, 0x3fc, 0x3fd, 0x3fe, 0x3ff, 0x60, 0x64, 0x80, 0x92, 0xcf9,
     0x400, 0x402, 0x404, 0x405, 0x408, 0x40c, 0x510, 0x511, 0x512, 0x514, 0x518, 0x51b,
@@ -202,9 +205,9 @@ static void report(const struct params *pr) {
     outb(0x3fb, 0x03); outb(0x3f9, 0x00); outb(0x3fc, 0x00);   /* undo whatever the hammering did to COM1 */
     struct counts t = {0};
     for (u64 i = 0; i < pr->ncpus; i++) {
-        t.ops += counts[i].ops; t.port += counts[i].port; t.string += counts[i].string; t.dma += counts[i].dma;
-        t.dma_ok += counts[i].dma_ok; t.dma_err += counts[i].dma_err; t.dma_untouched += counts[i].dma_untouched;
-        t.fwread += counts[i].fwread;
+        t.ops += COUNTS[i].ops; t.port += COUNTS[i].port; t.string += COUNTS[i].string; t.dma += COUNTS[i].dma;
+        t.dma_ok += COUNTS[i].dma_ok; t.dma_err += COUNTS[i].dma_err; t.dma_untouched += COUNTS[i].dma_untouched;
+        t.fwread += COUNTS[i].fwread;
     }
     puts_("hostile ops="); putdec(t.ops); puts_(" port="); putdec(t.port); puts_(" string="); putdec(t.string);
     puts_(" dma="); putdec(t.dma); puts_(" dma_ok="); putdec(t.dma_ok); puts_(" dma_err="); putdec(t.dma_err);
@@ -212,15 +215,19 @@ static void report(const struct params *pr) {
 }
 
 int main(u64 cpu) {
-    static const struct params forever = { HOSTILE_MAGIC, 1, 0, 64 << 20, 0, 0, 1 };
+    static const struct params forever = { HOSTILE_MAGIC, 1, 0, 64 << 20, 0, 0, 1, 0 };
     const struct params *pr = (const struct params *)PARAMS_GPA;
-    if (pr->magic != HOSTILE_MAGIC) pr = &forever;
-    u64 s = (pr->seed ^ (cpu + 1) * 0x9E3779B97F4A7C15ul) | 1;
+    if (pr->magic != HOSTILE_MAGIC) pr = &forever;   /* (the page's counts are then unused: ops never end) */
+    volatile u64 *gen = (volatile u64 *)GEN_GPA;
+    u64 g = *gen;
+    u64 s = ((pr->seed + g * 0x1000193ul) ^ (cpu + 1) * 0x9E3779B97F4A7C15ul) | 1;
+    int resetting = (pr->mode & MODE_RESET) && cpu == 0 && g < pr->resets;
+    u64 reset_at = pr->ops ? (pr->reset_after + g * 104729) % pr->ops : pr->reset_after;
     u8 *buf = (u8 *)(pr->ram_end / 2 + 0x100000 + cpu * 0x1000);   /* string I/O buffer: 64 * 4 bytes */
-    struct counts *c = &counts[cpu];
+    struct counts *c = &COUNTS[cpu];
     if (pr->mode & MODE_SWEEP) sweep(buf);
     for (u64 i = 0; !pr->ops || i < pr->ops; i++) {
-        if ((pr->mode & MODE_RESET) && cpu == 0 && i == pr->reset_after) { reset_started = 1; reset_now(&s); }
+        if (resetting && i == reset_at) { *gen = g + 1; reset_now(&s); }
         one_op(&s, pr, cpu, c, buf);
     }
     __atomic_add_fetch(&done_cpus, 1, __ATOMIC_SEQ_CST);
