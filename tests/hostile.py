@@ -26,7 +26,7 @@ MODE_SWEEP, MODE_RESET = 1, 2
 RESET_WITHIN = 2000               # a reset machine resets within its first RESET_WITHIN operations (keeps rounds short)
 HEALTHY = (0x10 << 1) | 1          # the guest's exit when fw_cfg still serves a good descriptor at the end
 COUNTS = re.compile(rb"hostile ops=(\d+) port=(\d+) string=(\d+) dma=(\d+) dma_ok=(\d+) dma_err=(\d+) "
-                    rb"dma_untouched=(\d+) fwread=(\d+)")
+                    rb"dma_untouched=(\d+) fwread=(\d+) vmfw=(\d+)")
 
 
 def hostile_image() -> bytes:
@@ -38,8 +38,8 @@ def hostile_plan(image: bytes, *, seed: int, ops: int, memory: int, cpus: int, m
     """The flat plan for `image` plus the parameter page (ops per vCPU; 0 runs forever). In MODE_RESET vCPU 0
     resets the machine `resets` times (counted in RAM that survives a reset), the first after reset_after of its
     operations; the machine after the last reset runs its stream to the end."""
-    if not 1 <= cpus <= 60:
-        raise ValueError("the hostile guest keeps counts for 60 vCPUs at most")
+    if not 1 <= cpus <= 48:
+        raise ValueError("the hostile guest keeps counts for 48 vCPUs at most")
     plan = flat_plan(image, cpus=cpus)
     block = struct.pack("<8Q", MAGIC, seed, ops, memory, mode, reset_after, cpus, resets).ljust(PARAMS_SIZE, b"\0")
     plan.writes.append(MemoryWrite(PARAMS_GPA, block, "hostile parameters"))
@@ -53,6 +53,7 @@ class HostileRun:
     seconds: float
     runs: int = 1                                         # machines built (1 + relaunches after resets)
     counts: dict[str, int] = field(default_factory=dict)  # the guest's final line, parsed
+    log: list[str] = field(default_factory=list)          # what the VMM logged (vmfwupdate refusals, relaunches)
 
     @property
     def status(self) -> int:
@@ -61,7 +62,7 @@ class HostileRun:
 
 def _parse(serial: bytes) -> dict[str, int]:
     m = COUNTS.search(serial)
-    names = ("ops", "port", "string", "dma", "dma_ok", "dma_err", "dma_untouched", "fwread")
+    names = ("ops", "port", "string", "dma", "dma_ok", "dma_err", "dma_untouched", "fwread", "vmfw")
     return dict(zip(names, map(int, m.groups()))) if m else {}
 
 
@@ -88,11 +89,12 @@ def run_hostile(*, seed: int, ops: int, memory: int = 64 << 20, cpus: int = 2, m
     def count(machine: Machine | None) -> None:
         if machine is not None:
             machines[0] += 1
+    log: list[str] = []
     cfg = MachineConfig(memory=memory, cpus=cpus, serial_out=sink)
-    cfg.log = lambda line: None
+    cfg.log = log.append
     started = time.monotonic()
     result = launch(cfg, make_plan, timeout=timeout, on_machine=count)
-    return HostileRun(result, bytes(out), time.monotonic() - started, machines[0], _parse(bytes(out)))
+    return HostileRun(result, bytes(out), time.monotonic() - started, machines[0], _parse(bytes(out)), log)
 
 
 def run_hostile_machine(*, seed: int, ops: int, memory: int = 64 << 20, cpus: int = 2, mode: int = 0,

@@ -24,7 +24,7 @@ def test_a_hostile_stream_leaves_the_vmm_and_fw_cfg_working(seed, cpus):
     assert r.status == HEALTHY, r.serial[-300:]
     c = r.counts
     assert c["ops"] == ops * cpus
-    assert c["port"] + c["string"] + c["dma"] + c["fwread"] == c["ops"]
+    assert c["port"] + c["string"] + c["dma"] + c["fwread"] + c["vmfw"] == c["ops"]
     assert c["dma_ok"] > 0 and c["dma_err"] > 0, c        # both sides of the DMA checks were exercised
 
 
@@ -38,11 +38,14 @@ def test_the_stream_is_deterministic_for_a_seed():
 
 
 def test_resets_in_the_middle_of_dma_relaunch_cleanly():
-    """Four machines reset while every other vCPU fires DMA (by 0xcf9, the i8042, port 0x92 or a triple fault, as the
-    seed picks); each relaunch is a fresh machine, and the fifth runs its stream to the end."""
+    """Four machines reset while every other vCPU fires DMA and random vmfwupdate requests (by 0xcf9, the i8042,
+    port 0x92 or a triple fault, as the seed picks); each relaunch is a fresh machine, and the fifth runs its stream
+    to the end."""
     r = run_hostile(seed=5, ops=300, cpus=3, resets=4, timeout=120)
     assert r.runs == 5
     assert r.status == HEALTHY, (r.result, r.serial[-300:])
+    assert r.counts["vmfw"] > 0                                # random etc/vmfwupdate records were written...
+    assert any("vmfwupdate: refused" in line for line in r.log), r.log    # ...and refused with a line, not a crash
 
 
 def test_every_reset_method_the_guest_uses_ends_the_run_as_a_reset():

@@ -1,7 +1,7 @@
 /* A hostile guest: on every vCPU at once, a seeded, deterministic stream of port accesses (claimed and unclaimed
    ports, widths 1/2/4, in and out, rep ins/outs), malformed fw_cfg DMA descriptors (addresses in RAM, past RAM, in
    the MMIO hole, wrapping 2^64, on the descriptor itself; huge lengths; random control bits and keys) and
-   traditional fw_cfg reads. Writes that would end the run (debug exit, reset, power-off) are filtered out, except
+   traditional fw_cfg reads, and random vmfwupdate requests (etc/vmfwupdate records naming garbage or nothing). Writes that would end the run (debug exit, reset, power-off) are filtered out, except
    in reset mode, where vCPU 0 resets the machine (by a method the seed picks) while the others keep firing DMA.
 
    Parameters come from the block at PARAMS_GPA (magic HOSTILE_MAGIC), written by the test's load plan; without it
@@ -20,12 +20,12 @@
                                                  reset while the plan's pages are written afresh */
 
 struct params { u64 magic, seed, ops, ram_end, mode, reset_after, ncpus, resets; };
-struct counts { u64 ops, port, string, dma, dma_ok, dma_err, dma_untouched, fwread; };
+struct counts { u64 ops, port, string, dma, dma_ok, dma_err, dma_untouched, fwread, vmfw; };
 
 /* Shared state lives in the parameter page, which the load plan writes afresh on every launch: guest RAM survives
    a reset, so state in .bss would carry one machine's counts into the next. */
 #define done_cpus (*(volatile u32 *)(PARAMS_GPA + 0x80))
-#define COUNTS ((struct counts *)(PARAMS_GPA + 0x100))   /* 60 vCPUs at most */
+#define COUNTS ((struct counts *)(PARAMS_GPA + 0x100))   /* 48 vCPUs at most */
 static const u16 claimed[] = {
     0x3f8, 0x3f9, 0x3fa, 0x3fb, 0x3fc, 0x3fd, 0x3fe, 0x3ff, 0x60, 0x64, 0x80, 0x92, 0xcf9,
     0x400, 0x402, 0x404, 0x405, 0x408, 0x40c, 0x510, 0x511, 0x512, 0x514, 0x518, 0x51b,
@@ -148,7 +148,46 @@ static void fire_dma(u64 *s, const struct params *pr, u64 cpu, struct counts *c)
     else c->dma_untouched++;   /* the descriptor was the transfer's target, or another vCPU raced on it */
 }
 
-static void one_op(u64 *s, const struct params *pr, u64 cpu, struct counts *c, u8 *buf) {
+/* The selector of fw_cfg file `etc/vmfwupdate` from the file directory (read by DMA: atomic against the other
+   vCPUs' port hammering, retried if one of their stray high-half writes spoils it); 0 when absent. */
+static u16 find_vmfwupdate(const struct params *pr, u64 cpu) {
+    u8 *dir = (u8 *)(pr->ram_end / 2 + 0x200000 + cpu * 0x2000);
+    volatile struct dma_access *d = (volatile struct dma_access *)(pr->ram_end / 2 + 0x1F0000 + cpu * 64);
+    for (int tries = 0; tries < 20; tries++) {
+        outl(FW_DMA_HI, 0);
+        if (dma_at(d, DMA_SELECT | DMA_READ | (0x19u << 16), (u64)dir, 0x2000) != 0) continue;
+        u32 n = be32(*(u32 *)dir);
+        for (u32 i = 0; i < n && 4 + (i + 1) * 64 <= 0x2000; i++) {
+            const u8 *e = dir + 4 + i * 64;
+            const char *want = "etc/vmfwupdate";
+            int j = 0;
+            while (want[j] && e[8 + j] == (u8)want[j]) j++;
+            if (!want[j] && !e[8 + j]) return (u16)(e[4] << 8 | e[5]);
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* A random vmfwupdate request: a 32-byte record (control, image address, size: sometimes plausible, mostly not)
+   written whole or from an offset (SKIP then WRITE), by DMA. A reset later may try to boot what it names. */
+static void vmfwupdate_op(u64 *s, const struct params *pr, u64 cpu, u16 sel, struct counts *c) {
+    u64 scratch = pr->ram_end / 2;
+    u64 *rec = (u64 *)(scratch + 0x1E0000 + cpu * 64);
+    volatile struct dma_access *d = (volatile struct dma_access *)(scratch + 0x1F0000 + cpu * 64 + 32);
+    u64 controls[4] = { 1ul << 32, 0, 1, next(s) };
+    rec[0] = next(s);
+    rec[1] = controls[next(s) % 4];
+    rec[2] = next(s) % 2 ? scratch + next(s) % (pr->ram_end - scratch) : next(s);
+    rec[3] = next(s) % 2 ? next(s) % 0x10000 : next(s);
+    u32 off = next(s) % 4 ? 0 : (u32)(next(s) % 40);
+    u32 len = next(s) % 4 ? 32 - (off < 32 ? off : 32) : (u32)(next(s) % 64);
+    c->vmfw++;
+    u32 ctl = off ? dma_at(d, DMA_SELECT | DMA_SKIP | ((u32)sel << 16), 0, off) : 0;
+    ctl |= dma_at(d, (off ? 0 : DMA_SELECT | ((u32)sel << 16)) | DMA_WRITE, (u64)rec, len);
+}
+
+static void one_op(u64 *s, const struct params *pr, u64 cpu, struct counts *c, u8 *buf, u16 vmf) {
     u64 r = next(s);
     u32 size = 1u << (next(s) % 3);
     u16 port = (r & 1) ? claimed[next(s) % NCLAIMED] + (u16)(next(s) % 4) : (u16)next(s);
@@ -166,8 +205,11 @@ static void one_op(u64 *s, const struct params *pr, u64 cpu, struct counts *c, u
         string_io(port, size, (int)(next(s) & 1), buf, n);
         break;
     }
-    case 5: case 6: case 7: case 8:
+    case 5: case 6: case 7:
         fire_dma(s, pr, cpu, c);
+        break;
+    case 8:
+        if (vmf && next(s) % 2) vmfwupdate_op(s, pr, cpu, vmf, c); else fire_dma(s, pr, cpu, c);
         break;
     default: {
         u16 key = (u16)(next(s) % 4 ? next(s) % 0x40 : next(s));
@@ -207,11 +249,12 @@ static void report(const struct params *pr) {
     for (u64 i = 0; i < pr->ncpus; i++) {
         t.ops += COUNTS[i].ops; t.port += COUNTS[i].port; t.string += COUNTS[i].string; t.dma += COUNTS[i].dma;
         t.dma_ok += COUNTS[i].dma_ok; t.dma_err += COUNTS[i].dma_err; t.dma_untouched += COUNTS[i].dma_untouched;
-        t.fwread += COUNTS[i].fwread;
+        t.fwread += COUNTS[i].fwread; t.vmfw += COUNTS[i].vmfw;
     }
     puts_("hostile ops="); putdec(t.ops); puts_(" port="); putdec(t.port); puts_(" string="); putdec(t.string);
     puts_(" dma="); putdec(t.dma); puts_(" dma_ok="); putdec(t.dma_ok); puts_(" dma_err="); putdec(t.dma_err);
-    puts_(" dma_untouched="); putdec(t.dma_untouched); puts_(" fwread="); putdec(t.fwread); putc_('\n');
+    puts_(" dma_untouched="); putdec(t.dma_untouched); puts_(" fwread="); putdec(t.fwread);
+    puts_(" vmfw="); putdec(t.vmfw); putc_('\n');
 }
 
 int main(u64 cpu) {
@@ -220,15 +263,18 @@ int main(u64 cpu) {
     if (pr->magic != HOSTILE_MAGIC) pr = &forever;   /* (the page's counts are then unused: ops never end) */
     volatile u64 *gen = (volatile u64 *)GEN_GPA;
     u64 g = *gen;
-    u64 s = ((pr->seed + g * 0x1000193ul) ^ (cpu + 1) * 0x9E3779B97F4A7C15ul) | 1;
+    u64 s = pr->seed * 0x9E3779B97F4A7C15ul + g * 0xBF58476D1CE4E5B9ul + (cpu + 1) * 0x94D049BB133111EBul;
+    s ^= s >> 31; s *= 0xBF58476D1CE4E5B9ul; s ^= s >> 29;   /* splitmix64's finaliser: every input bit counts */
+    s |= 1;
     int resetting = (pr->mode & MODE_RESET) && cpu == 0 && g < pr->resets;
     u64 reset_at = pr->ops ? (pr->reset_after + g * 104729) % pr->ops : pr->reset_after;
     u8 *buf = (u8 *)(pr->ram_end / 2 + 0x100000 + cpu * 0x1000);   /* string I/O buffer: 64 * 4 bytes */
     struct counts *c = &COUNTS[cpu];
+    u16 vmf = find_vmfwupdate(pr, cpu);
     if (pr->mode & MODE_SWEEP) sweep(buf);
     for (u64 i = 0; !pr->ops || i < pr->ops; i++) {
         if (resetting && i == reset_at) { *gen = g + 1; reset_now(&s); }
-        one_op(&s, pr, cpu, c, buf);
+        one_op(&s, pr, cpu, c, buf, vmf);
     }
     __atomic_add_fetch(&done_cpus, 1, __ATOMIC_SEQ_CST);
     if (cpu) for (;;) __asm__ volatile("hlt");
