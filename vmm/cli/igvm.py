@@ -143,6 +143,20 @@ SUBCOMMANDS["plan"] = ("print the load plan pyvmm would apply (deterministic tex
                        _plan_args, cmd_plan)
 
 
+def _measure_args(p: argparse.ArgumentParser) -> None:
+    from .measure import add_args
+    add_args(p)
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    from .measure import cmd_measure
+    return cmd_measure(args)
+
+
+SUBCOMMANDS["measure"] = ("the SEV-SNP launch digest or TDX MRTD a confidential host would measure",
+                          _measure_args, _cmd_measure)
+
+
 def _build_uefi_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--firmware", required=True, metavar="IMAGE", help="a 6 MiB UEFI image (mu_msvm layout)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="the IGVM file to write")
