@@ -186,6 +186,19 @@ class kvm_mp_state(_S):
     _fields_ = [("mp_state", c_uint32)]
 
 
+KVM_CPUID_FLAG_SIGNIFCANT_INDEX = 1      # kvm_cpuid_entry2.flags: the index (subleaf) selects the entry
+KVM_MAX_XCRS = 16
+
+
+class kvm_xcr(_S):
+    _fields_ = [("xcr", c_uint32), ("reserved", c_uint32), ("value", c_uint64)]
+
+
+class kvm_xcrs(_S):
+    _fields_ = [("nr_xcrs", c_uint32), ("flags", c_uint32), ("xcrs", kvm_xcr * KVM_MAX_XCRS),
+                ("padding", c_uint64 * 16)]
+
+
 class kvm_translation(_S):
     _fields_ = [("linear_address", c_uint64), ("physical_address", c_uint64), ("valid", c_uint8),
                 ("writeable", c_uint8), ("usermode", c_uint8), ("_pad", c_uint8 * 5)]
@@ -273,4 +286,5 @@ class Ioctl:
     GET_CPUID2 = iowr(0x91, 8)
     GET_MP_STATE = ior(0x98, ctypes.sizeof(kvm_mp_state))
     SET_MP_STATE = iow(0x99, ctypes.sizeof(kvm_mp_state))
+    SET_XCRS = iow(0xA7, ctypes.sizeof(kvm_xcrs))
 

@@ -87,6 +87,13 @@ class Vcpu:
     def set_fpu(self, f: uapi.kvm_fpu) -> None:
         ioctl(self.fd, Ioctl.SET_FPU, f, "KVM_SET_FPU")
 
+    def set_xcr0(self, value: int) -> None:
+        """XCR0 (KVM_SET_XCRS with the one register a guest has)."""
+        x = uapi.kvm_xcrs()
+        x.nr_xcrs = 1
+        x.xcrs[0].xcr, x.xcrs[0].value = 0, value
+        ioctl(self.fd, Ioctl.SET_XCRS, x, "KVM_SET_XCRS")
+
     def set_cpuid(self, entries: list[uapi.kvm_cpuid_entry2]) -> None:
         buf = uapi.kvm_cpuid2(len(entries))
         buf.nent = len(entries)

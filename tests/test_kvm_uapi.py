@@ -71,6 +71,7 @@ def test_ioctl_numbers_match_the_published_table():
              "GET_SREGS": 0x8138AE83, "SET_SREGS": 0x4138AE84, "TRANSLATE": 0xC018AE85, "GET_MSRS": 0xC008AE88,
              "SET_MSRS": 0x4008AE89, "GET_FPU": 0x81A0AE8C, "SET_FPU": 0x41A0AE8D, "GET_LAPIC": 0x8400AE8E,
              "SET_LAPIC": 0x4400AE8F, "SET_CPUID2": 0x4008AE90, "GET_CPUID2": 0xC008AE91,
-             "GET_MP_STATE": 0x8004AE98, "SET_MP_STATE": 0x4004AE99, "SET_GSI_ROUTING": 0x4008AE6A}
+             "GET_MP_STATE": 0x8004AE98, "SET_MP_STATE": 0x4004AE99, "SET_GSI_ROUTING": 0x4008AE6A,
+             "SET_XCRS": 0x4188AEA7}
     for name, number in table.items():
         assert getattr(Ioctl, name) == number, name

@@ -43,8 +43,12 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
         raw = read_file(spec.path, map_big=True)
     try:
         f = read_igvm(raw)
-        chosen = choose_platform(f, platform)
-        plan = igvm_plan(f, chosen)
+        if platform in ("sev_snp", "tdx"):
+            from loaders.igvm.cc_launch import confidential_plan
+            plan, chosen = confidential_plan(f, platform, cpus)
+        else:
+            chosen = choose_platform(f, platform)
+            plan = igvm_plan(f, chosen)
         host = host_info(memory, cpus, cmdline)
         fill_parameters(plan, host)
         plan.check(host.ram)

@@ -22,8 +22,8 @@ from chipset.i8042 import I8042
 from chipset.uart16550 import Uart16550
 from kvm import Kvm, KvmError, Vcpu, install_kick_handler
 from kvm.ioctl import run_ioctl, thread_errno
-from kvm.uapi import (IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, PAGE_SIZE, PIO_PAGE_OFFSET, Cap,
-                      ExitReason, Ioctl, MpState, SystemEvent, field_offset, kvm_run)
+from kvm.uapi import (IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, PAGE_SIZE,
+                      PIO_PAGE_OFFSET, Cap, ExitReason, Ioctl, MpState, SystemEvent, field_offset, kvm_run)
 from loaders.elf_symbols import Symbols
 from loaders.errors import LoadError
 from loaders.plan import LoadPlan
@@ -152,6 +152,9 @@ class Machine:
             cpuid = cpuid_for_vcpu(supported, i, cfg.cpus)
             apply_cpu_model(cpuid, cfg.cpu)
             v.set_cpuid(cpuid)
+            if i == 0:     # what an SNP CPUID page says in a non-confidential launch (loaders/igvm/snp_cpuid.py)
+                self.cpuid_leaves = [(e.function, e.index, bool(e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX), e.eax,
+                                      e.ebx, e.ecx, e.edx) for e in cpuid]
             v.set_msrs(BOOT_MSRS)
             fpu = v.get_fpu()
             fpu.fcw, fpu.mxcsr = 0x37F, 0x1F80
@@ -213,6 +216,10 @@ class Machine:
             if p.data is None:
                 raise LoadError(f"{p.what} was never filled with host parameters")
             mem.write(p.gpa, p.data)
+        if plan.snp_cpuid_pages:
+            from loaders.igvm.snp_cpuid import snp_cpuid_table
+            for gpa, template in plan.snp_cpuid_pages:
+                mem.write(gpa, snp_cpuid_table(template, self.cpuid_leaves))
         if 0 not in plan.vps:
             raise LoadError("the load plan has no register state for VP 0")
         for index, vp in sorted(plan.vps.items()):

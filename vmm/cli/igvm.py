@@ -117,8 +117,9 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--memory", default="1G", metavar="SIZE", help="guest RAM (default 1G)")
     p.add_argument("-p", "--processors", default="1", metavar="N", help="vCPU count (default 1)")
     p.add_argument("--cmdline", metavar="TEXT", help="command line for COMMAND_LINE parameters")
-    p.add_argument("--igvm-platform", metavar="NAME", choices=["native", "vsm_isolation"],
-                   help="which platform to plan for (default: native if present)")
+    p.add_argument("--igvm-platform", metavar="NAME", choices=["native", "vsm_isolation", "sev_snp", "tdx"],
+                   help="which platform to plan for (default: native if present); sev_snp and tdx also show "
+                        "the launch measurement")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -135,7 +136,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     spec = IgvmSpec(args.file) if args.file is not None else parse_igvm_spec(args.igvm)
     prepared = prepare_igvm(spec, memory, cpus, args.cmdline, args.igvm_platform)
-    sys.stdout.write("\n".join(plan_lines(prepared)) + "\n")
+    lines = plan_lines(prepared)
+    if args.igvm_platform in ("sev_snp", "tdx"):
+        from loaders.igvm.measure import measure
+        from .measure import measurement_lines
+        lines += measurement_lines(measure(prepared.file, args.igvm_platform, cpus))
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 
