@@ -34,6 +34,7 @@ NO_CONFIDENTIALITY = ("pyvmm: {name} guest runs WITHOUT confidentiality: pages a
                       "encrypted, measured or attested")
 _KEEP_FLAGS = int(PageDataFlags.IS_2MB_PAGE)
 _PRESENT, _PS = 1, 1 << 7
+_CR0_PG, _EFER_LMA = 1 << 31, 1 << 10
 _PTE_ADDR = ((1 << 52) - 1) & ~0xFFF
 
 # The TD vCPU's initial state (see the module docstring).
@@ -51,12 +52,15 @@ def tdx_initial_state(vp_index: int) -> VpState:
                    msrs={0x277: 0x0007040600070406}, xcr0=1)
 
 
-def _strip_c_bit(pages: dict[int, int], directives: list, cr3: int, notes: list[str]) -> None:
-    """Clear the C-bit in every present entry of the page tables under CR3 that the file itself supplies."""
+def _walk_page_tables(pages: dict[int, int], directives: list, cr3: int, strip: bool, notes: list[str]) -> None:
+    """Walk the 4-level page tables under CR3 that the file itself supplies: with `strip`, clear the C-bit in every
+    present entry (a plain guest's MAXPHYADDR makes it a reserved bit); note 1 GiB pages, which the vCPU must
+    support (CPUID pdpe1gb; nested KVM often lacks it)."""
     c_bit = 1 << SNP_C_BIT
     changed: dict[int, bytearray] = {}
     todo = [(cr3 & _PTE_ADDR, 4)]
     seen = set()
+    gib_pages = False
     while todo:
         gpa, level = todo.pop()
         if gpa in seen or gpa not in pages or level == 0:
@@ -70,9 +74,12 @@ def _strip_c_bit(pages: dict[int, int], directives: list, cr3: int, notes: list[
             e = int.from_bytes(table[off:off + 8], "little")
             if not e & _PRESENT:
                 continue
-            if e & c_bit:
-                table[off:off + 8] = (e & ~c_bit).to_bytes(8, "little")
-            if level > 1 and not (level < 4 and e & _PS):
+            if strip and e & c_bit:
+                e &= ~c_bit
+                table[off:off + 8] = e.to_bytes(8, "little")
+            if level < 4 and e & _PS:
+                gib_pages |= level == 3
+            elif level > 1:
                 todo.append((e & _PTE_ADDR & ~c_bit, level - 1))
     n = 0
     for gpa, table in changed.items():
@@ -82,6 +89,8 @@ def _strip_c_bit(pages: dict[int, int], directives: list, cr3: int, notes: list[
             n += 1
     if n:
         notes.append(f"C-bit cleared in {n} page-table page(s) under CR3")
+    if gib_pages:
+        notes.append("the page tables map 1 GiB pages: the vCPU needs 1 GiB page support (CPUID pdpe1gb)")
 
 
 def confidential_plan(f: m.IgvmFile, name: str, vcpus: int) -> tuple[LoadPlan, m.SupportedPlatform]:
@@ -127,8 +136,9 @@ def confidential_plan(f: m.IgvmFile, name: str, vcpus: int) -> tuple[LoadPlan, m
                 vps[i] = vmsa_to_state(page, notes if i == 0 else [])
             except IgvmError as e:
                 raise LoadError(f"VMSA of VP {i}: {e}") from None
-        if vps[0].cr3 != int.from_bytes(bytes(vmsas[0][0x150:0x158]), "little"):
-            _strip_c_bit(pages, directives, vps[0].cr3, notes)
+        if vps[0].cr0 & _CR0_PG and vps[0].efer & _EFER_LMA:
+            strip = vps[0].cr3 != int.from_bytes(bytes(vmsas[0][0x150:0x158]), "little")
+            _walk_page_tables(pages, directives, vps[0].cr3, strip, notes)
         unused = sorted(i for i in vps if i >= vcpus)
         if unused:
             notes.append(f"VMSAs for VP {unused} unused: the machine has {vcpus} vCPU(s)")

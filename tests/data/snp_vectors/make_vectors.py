@@ -18,11 +18,13 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 
 
-def tiny_bzimage() -> bytes:
+def tiny_bzimage(payload: bytes | None = None) -> bytes:
     """A bzImage-shaped file: one setup sector after the boot sector, the Linux boot header (HdrS, protocol 2.15,
-    64-bit entry flag, pref_address 0x1a00000, init_size 256 KiB) and 6 KiB of deterministic payload."""
+    64-bit entry flag, pref_address 0x1a00000, init_size 256 KiB) and `payload` (default: 6 KiB of deterministic
+    bytes), which igvmgen loads at pref_address."""
     img = bytearray(1024)
     img[0x1F1] = 1                                    # setup_sects
     struct.pack_into("<H", img, 0x1FE, 0xAA55)
@@ -31,7 +33,8 @@ def tiny_bzimage() -> bytes:
     struct.pack_into("<H", img, 0x236, 1)             # xloadflags: XLF_KERNEL_64
     struct.pack_into("<Q", img, 0x258, 0x1A00000)     # pref_address
     struct.pack_into("<I", img, 0x260, 0x40000)       # init_size
-    payload = bytes((i * 131 + (i >> 8) * 7) & 0xFF for i in range(6 * 1024))
+    if payload is None:
+        payload = bytes((i * 131 + (i >> 8) * 7) & 0xFF for i in range(6 * 1024))
     return bytes(img) + payload
 
 
@@ -69,6 +72,12 @@ CASES = {
                            "-encrypted_page", "false"],
     "elf-x86": ELF + ["-kernel", "@elf", "-append", "append", "-boot_mode", "x86", "-vtl", "2",
                       "-encrypted_page", "false"],
+    # the Linux boot probe of tests/linux_images.py (a bzImage whose 64-bit entry prints what it was given),
+    # with igvmgen's defaults (-encrypted_page true: the C-bit in CR3 and the page tables; -svme true)
+    # tests/guests/snp_bz32.S as startup_32 of a tiny bzImage: igvmgen's x86 mode enters it; it prints its cmdline
+    "cmdline-x86": BZ + ["-kernel", "@bz32", "-append", "console=ttyS0 hello=snp", "-boot_mode", "x86",
+                         "-encrypted_page", "false"],
+    "probe-x64": BZ + ["-kernel", "@probe", "-append", "console=ttyS0 probe=snp", "-boot_mode", "x64"],
     # ELF in x64 mode (-pgtable_level 4) is left out: igvmgen then writes 34 MB of page tables (420 KB as xz).
 }
 
@@ -76,7 +85,16 @@ CASES = {
 def main(igvmgen: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         inputs = {"@bz": os.path.join(tmp, "tiny.bzImage"), "@elf": os.path.join(tmp, "tiny.elf"),
-                  "@initrd": os.path.join(tmp, "initrd"), "@shared": os.path.join(tmp, "shared")}
+                  "@initrd": os.path.join(tmp, "initrd"), "@shared": os.path.join(tmp, "shared"),
+                  "@probe": os.path.join(tmp, "probe.bzImage"), "@bz32": os.path.join(tmp, "bz32.bzImage")}
+        sys.path.insert(0, ROOT)
+        from tests.linux_images import PROBE_PREF_ADDRESS, make_bzimage
+        from tests.guests.build import build
+        with open(inputs["@probe"], "wb") as fh:     # linked where igvmgen puts the 64-bit entry
+            fh.write(make_bzimage(build("linux_start.S", extra_sources=("linux_probe.c",),
+                                        load_addr=PROBE_PREF_ADDRESS + 0x200)))
+        with open(inputs["@bz32"], "wb") as fh:
+            fh.write(tiny_bzimage(build("snp_bz32.S", load_addr=0x1A00000)))
         with open(inputs["@bz"], "wb") as fh:
             fh.write(tiny_bzimage())
         with open(inputs["@initrd"], "wb") as fh:
@@ -106,7 +124,9 @@ def main(igvmgen: str) -> None:
             print(name, len(data), digest)
         vectors["_generator"] = {"tool": "microsoft/igvm-tooling igvmgen at commit 53656dd",
                                  "inputs": "@bz: tiny_bzimage(); @elf: ELF_SOURCE via as/ld; @initrd: "
-                                           "b'initrd!\\n' * 700; @shared: bytes(range(256)) * 20"}
+                                           "b'initrd!\\n' * 700; @shared: bytes(range(256)) * 20; "
+                                           "@probe: tests/linux_images.py make_bzimage of the probe; "
+                                           "@bz32: tiny_bzimage(tests/guests/snp_bz32.S at 0x1a00000)"}
     with open(os.path.join(HERE, "vectors.json"), "w") as fh:
         json.dump(vectors, fh, indent=1, sort_keys=True)
         fh.write("\n")
