@@ -141,6 +141,7 @@ class LoadPlan:
     # SEV-SNP CPUID pages of a non-confidential launch: (gpa, the file's template or None); the VMM fills each
     # with the CPUID it gives vCPU 0, in the SNP CPUID table format (loaders/igvm/snp_cpuid.py)
     snp_cpuid_pages: list[tuple[int, bytes | memoryview | None]] = field(default_factory=list)
+    hide_sev: bool = False       # the guest must see no SME/SEV in CPUID (an SNP image run without SNP)
 
     def ranges(self) -> list[tuple[int, int, str]]:
         """Every guest range the plan touches: (gpa, end, what), sorted; inserted parameter areas included."""
@@ -178,6 +179,8 @@ class LoadPlan:
         out = [t for _, _, t in sorted(items)]
         out += [f"required {g:#012x}-{g + s:#012x}" for g, s in self.required_memory]
         out += [f"snp-cpuid {g:#012x} filled at launch from vCPU 0's CPUID" for g, _ in self.snp_cpuid_pages]
+        if self.hide_sev:
+            out.append("cpuid 0x8000001f = 0 on every vCPU (no SME/SEV)")
         out += [f"note: {n}" for n in self.notes]
         for i in sorted(self.vps):
             out.append(f"vp {i}:")

@@ -63,6 +63,7 @@ def test_snp_guest_launches_and_checks_its_registers_cpuid_and_secrets_pages(kvm
                         "--timeout", "30"], capture_output=True, text=True, timeout=90)
     assert p.returncode == (0x21 << 1) | 1, p.stderr
     assert p.stderr.count("WITHOUT confidentiality") == 1 and "SEV_SNP" in p.stderr
+    assert "0x8000001F reads 0" in p.stderr
 
 
 def test_a_wrong_register_or_cpuid_table_is_caught_by_the_guest(kvm_ok, toolchain_ok, tmp_path):

@@ -46,6 +46,8 @@ def _run_index(path: str, width: int) -> int:
     return offset // width
 
 
+AMD_MEM_ENCRYPT_LEAF = 0x8000001F     # SME/SEV capabilities (AMD APM vol. 3, CPUID Fn8000_001F)
+
 # The kvm_run fields the vCPU loop reads, computed once at import.
 RUN_IMMEDIATE_EXIT = _run_index("immediate_exit", 1)
 RUN_EXIT_REASON = _run_index("exit_reason", 4)
@@ -147,14 +149,13 @@ class Machine:
         self._add_fw_cfg()
 
         supported = kvm.supported_cpuid()
+        self._cpuids: list = []
         for i in range(cfg.cpus):
             v = vm.create_vcpu(i)
             cpuid = cpuid_for_vcpu(supported, i, cfg.cpus)
             apply_cpu_model(cpuid, cfg.cpu)
             v.set_cpuid(cpuid)
-            if i == 0:     # what an SNP CPUID page says in a non-confidential launch (loaders/igvm/snp_cpuid.py)
-                self.cpuid_leaves = [(e.function, e.index, bool(e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX), e.eax,
-                                      e.ebx, e.ecx, e.edx) for e in cpuid]
+            self._cpuids.append(cpuid)
             v.set_msrs(BOOT_MSRS)
             fpu = v.get_fpu()
             fpu.fcw, fpu.mxcsr = 0x37F, 0x1F80
@@ -216,10 +217,12 @@ class Machine:
             if p.data is None:
                 raise LoadError(f"{p.what} was never filled with host parameters")
             mem.write(p.gpa, p.data)
+        if plan.hide_sev:
+            self._hide_sev()
         if plan.snp_cpuid_pages:
             from loaders.igvm.snp_cpuid import snp_cpuid_table
             for gpa, template in plan.snp_cpuid_pages:
-                mem.write(gpa, snp_cpuid_table(template, self.cpuid_leaves))
+                mem.write(gpa, snp_cpuid_table(template, self.cpuid_leaves()))
         if 0 not in plan.vps:
             raise LoadError("the load plan has no register state for VP 0")
         for index, vp in sorted(plan.vps.items()):
@@ -229,6 +232,20 @@ class Machine:
             apply_vp_state(vcpu, vp)
             if index:
                 vcpu.set_mp_state(MpState.RUNNABLE)
+
+    def cpuid_leaves(self, index: int = 0) -> list[tuple[int, int, bool, int, int, int, int]]:
+        """The CPUID vCPU `index` was given: (function, index, index matters, eax, ebx, ecx, edx) per leaf."""
+        return [(e.function, e.index, bool(e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX), e.eax, e.ebx, e.ecx, e.edx)
+                for e in self._cpuids[index]]
+
+    def _hide_sev(self) -> None:
+        """CPUID 0x8000001F (AMD memory encryption) all zero on every vCPU, before any runs: an SNP image launched
+        without SNP must see no SME/SEV, or Linux reads MSR_AMD64_SEV (0xC0010131), which KVM does not emulate."""
+        for vcpu, cpuid in zip(self.vm.vcpus, self._cpuids):
+            for e in cpuid:
+                if e.function == AMD_MEM_ENCRYPT_LEAF:
+                    e.eax = e.ebx = e.ecx = e.edx = 0
+            vcpu.set_cpuid(cpuid)
 
     # --- running ------------------------------------------------------------------------
     def serial_input(self, data: bytes) -> int:

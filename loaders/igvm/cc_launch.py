@@ -30,8 +30,12 @@ from .vmsa import SNP_C_BIT, vmsa_to_state
 from .vpcontext import build_native_context
 
 CONFIDENTIAL = {"sev_snp": Platform.SEV_SNP, "tdx": Platform.TDX}
-NO_CONFIDENTIALITY = ("pyvmm: {name} guest runs WITHOUT confidentiality: pages are plain memory, nothing is "
-                      "encrypted, measured or attested")
+NO_CONFIDENTIALITY = {
+    "SEV_SNP": "pyvmm: SEV_SNP guest runs WITHOUT confidentiality (plain memory; nothing encrypted, measured or "
+               "attested); its CPUID 0x8000001F reads 0 (no SME/SEV), so Linux never reads MSR 0xC0010131",
+    "TDX": "pyvmm: TDX guest runs WITHOUT confidentiality (plain memory; nothing encrypted, measured or attested); "
+           "it has no TDX module: CPUID leaf 0x21 is not 'IntelTDX' and TDCALL raises #UD",
+}
 _KEEP_FLAGS = int(PageDataFlags.IS_2MB_PAGE)
 _PRESENT, _PS = 1, 1 << 7
 _CR0_PG, _EFER_LMA = 1 << 31, 1 << 10
@@ -155,5 +159,6 @@ def confidential_plan(f: m.IgvmFile, name: str, vcpus: int) -> tuple[LoadPlan, m
     plan = igvm_plan(m.IgvmFile(f.version, platforms, f.initializations, tuple(directives), f.architecture), native)
     plan.vps = vps
     plan.snp_cpuid_pages = cpuid_pages
+    plan.hide_sev = pt == Platform.SEV_SNP
     plan.notes += notes
     return plan, p

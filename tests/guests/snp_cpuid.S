@@ -6,7 +6,8 @@
    3 its entry for leaf 0 exists and equals what CPUID 0 returns here (EAX, EBX, ECX, EDX).
    4 its entry for leaf 0x80000000 equals CPUID 0x80000000 (EAX, EBX, ECX, EDX).
    5 the secrets page (SECRETS_PAGE), which the file filled with 0xEE bytes, reads as zeroes.
-   6 the unmeasured page (UNMEASURED_PAGE) holds the file's bytes ("UNME"). */
+   6 the unmeasured page (UNMEASURED_PAGE) holds the file's bytes ("UNME").
+   7 CPUID 0x8000001F (SME/SEV) reads EAX = 0, so Linux would not touch the SEV status MSR. */
     .code32
     .globl _start
 _start:
@@ -44,6 +45,17 @@ _start:
     cmpl $0x454d4e55, UNMEASURED_PAGE
     jne fail
 
+    mov $0x80000000, %eax
+    cpuid
+    cmp $0x8000001f, %eax
+    jb 5f
+    mov $0x8000001f, %eax
+    xor %ecx, %ecx
+    cpuid
+    test %eax, %eax
+    mov $0x37, %al
+    jnz fail
+5:
     mov $0x21, %al
 fail:
     out %al, $0xf4

@@ -91,7 +91,7 @@ def make_source(args: argparse.Namespace, memory: int, cpus: int):
     plan = prepared.plan
     if args.igvm_platform in ("sev_snp", "tdx"):
         from loaders.igvm.cc_launch import NO_CONFIDENTIALITY
-        print(NO_CONFIDENTIALITY.format(name=prepared.platform.platform_type.name), file=sys.stderr)
+        print(NO_CONFIDENTIALITY[prepared.platform.platform_type.name], file=sys.stderr)
     return lambda machine: plan
 
 
