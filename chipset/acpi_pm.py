@@ -1,5 +1,6 @@
 """ACPI fixed-hardware registers: PM1a event (+0), PM1a control (+4), PM timer (+8), GPE0 (+12) from the PM base
-the machine registers them at, as the FADT pyvmm builds describes them. Writing SLP_TYP=S5 with SLP_EN powers the machine off."""
+the machine registers them at, as the FADT pyvmm builds describes them. Writing SLP_TYP=S5 with SLP_EN powers the
+machine off."""
 
 from __future__ import annotations
 

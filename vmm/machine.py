@@ -28,6 +28,7 @@ from loaders.elf_symbols import Symbols
 from loaders.errors import LoadError
 from loaders.plan import LoadPlan
 
+from . import status
 from .cpu_model import CpuModel, apply_cpu_model
 from .memory import GuestMemory
 from .pc_layout import PC
@@ -80,7 +81,7 @@ class Outcome(enum.Enum):
 @dataclass(frozen=True)
 class RunResult:
     outcome: Outcome
-    status: int                # the process exit status DESIGN.md assigns to this outcome
+    status: int                # the process exit status (vmm/status.py) of this outcome
     message: str = ""
 
 
@@ -110,7 +111,6 @@ class Machine:
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
         self._result: RunResult | None = None
-        self._ring_lock = threading.Lock()
         self.exit_counts: list[int] = [0] * config.cpus
         self.rip_samples: list[list[int]] = [[] for _ in range(config.cpus)]   # --trace rip
         self._want_sample = [False] * config.cpus
@@ -140,10 +140,11 @@ class Machine:
         out = cfg.serial_out or (lambda data: None)
         self.uart = Uart16550(irq=vm.irq_line, line=PC.com1_irq, output=out)
         self.bus.register(PC.com1_port, 8, self.uart, "COM1 16550A")
-        self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, 0, "guest reset through the i8042"),
+        self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, status.OK,
+                                                           "guest reset through the i8042"),
                            irq=vm.irq_line, line=PC.i8042_irq)
         self.bus.register(PC.i8042_port, PC.i8042_ports, self.i8042, "i8042")
-        self.debug_exit = DebugExit(on_exit=lambda status: self.request_stop(Outcome.EXIT, status))
+        self.debug_exit = DebugExit(on_exit=lambda value: self.request_stop(Outcome.EXIT, value))
         self.bus.register(PC.debug_exit_port, 1, self.debug_exit, "debug-exit")
         self._add_platform_devices()
         self._add_fw_cfg()
@@ -171,17 +172,18 @@ class Machine:
     def _add_platform_devices(self) -> None:
         """Ports every PC guest touches: POST/io-delay, fast A20, reset control, ACPI PM (power-off)."""
         from chipset.misc_ports import FastA20, PostCode, ResetControl
-        reset = lambda: self.request_stop(Outcome.RESET, 0, "guest reset")  # noqa: E731
+        reset = lambda: self.request_stop(Outcome.RESET, status.OK, "guest reset")  # noqa: E731
         self.bus.register(PC.post_port, 1, PostCode(), "POST code")
         self.bus.register(PC.a20_port, 1, FastA20(), "fast A20")
         self.bus.register(PC.reset_port, 1, ResetControl(reset=reset), "reset control")
         from chipset.acpi_pm import AcpiPm
-        self.bus.register(PC.pm_base, PC.pm_length, AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, 0, "guest powered off "
-                                                                                "(ACPI S5)")), "ACPI PM")
+        self.bus.register(PC.pm_base, PC.pm_length, AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, status.OK,
+                                                                                   "guest powered off (ACPI S5)")),
+                          "ACPI PM")
 
     def _add_fw_cfg(self) -> None:
-        """QEMU's fw_cfg at its selector port, served from the config's item set (built fresh per machine, so writes do not
-        survive a relaunch)."""
+        """QEMU's fw_cfg at the layout's port, served from the config's item set (built fresh per machine, so
+        writes do not survive a relaunch)."""
         items = self.config.fw_cfg
         if items is None:
             from .fw_cfg import fw_cfg_items

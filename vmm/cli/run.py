@@ -12,20 +12,24 @@ from ..sizes import parse_processors, parse_size
 from .errors import UsageError
 
 
+def _check_serial(spec: str) -> None:
+    """--serial is stdio, file:PATH or none; checked before anything is read or opened."""
+    if spec not in ("stdio", "none") and not (spec.startswith("file:") and len(spec) > 5):
+        raise UsageError(f"--serial {spec!r}: use stdio, file:PATH or none")
+
+
 def _serial(spec: str):
-    """Serial sink from --serial: stdio, file:PATH or none."""
+    """Serial sink from a checked --serial: (write callable or None, whether stdin is wired to COM1)."""
     from ..console import stdout_writer
     if spec == "stdio":
         return stdout_writer(), True
     if spec == "none":
         return None, False
-    if spec.startswith("file:") and len(spec) > 5:
-        try:
-            f = open(spec[5:], "ab", buffering=0)
-        except OSError as e:
-            raise UsageError(f"--serial {spec}: cannot open: {e.strerror}") from None
-        return f.write, False
-    raise UsageError(f"--serial {spec!r}: use stdio, file:PATH or none")
+    try:
+        f = open(spec[5:], "ab", buffering=0)
+    except OSError as e:
+        raise UsageError(f"--serial {spec}: cannot open: {e.strerror}") from None
+    return f.write, False
 
 
 def _symbols(args: argparse.Namespace):
@@ -46,6 +50,8 @@ def _symbols(args: argparse.Namespace):
 
 
 def run_command(args: argparse.Namespace) -> int:
+    """Check every option and input file, then KVM, then launch: bad input gives its own one-line error (status
+    2) on any host, with or without /dev/kvm (PYVMM_KVM_DEVICE names another device node, for tests)."""
     from ..cpu_model import parse_cpu
     from ..machine import MachineConfig
     from .options import user_files
@@ -61,15 +67,17 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError("nothing to boot: give --igvm FILE or --kernel FILE")
     if args.igvm and args.kernel:
         raise UsageError("--igvm and --kernel are exclusive: give one")
+    _check_serial(args.serial)
     files = user_files(args.fw_cfg)
-    reason = kvm_usable()
+    source = make_source(args, memory, cpus)      # validates files before any VM exists
+    symbols = _symbols(args) if "rip" in args.trace else None
+    fw_cfg = fw_cfg_for(args, memory, cpus, files)
+    out, interactive = _serial(args.serial)
+    reason = kvm_usable()                         # last: nothing above needs KVM
     if reason is not None:
         raise UsageError(f"cannot use KVM: {reason}")
-    out, interactive = _serial(args.serial)
-    source = make_source(args, memory, cpus)      # validates files before any VM exists
     config = MachineConfig(memory=memory, cpus=cpus, serial_out=out, trace=frozenset(args.trace), cpu=cpu,
-                           symbols=_symbols(args) if "rip" in args.trace else None,
-                           fw_cfg=fw_cfg_for(args, memory, cpus, files))
+                           symbols=symbols, fw_cfg=fw_cfg)
     return execute(config, source, args, interactive)
 
 
