@@ -142,6 +142,7 @@ class LoadPlan:
     # with the CPUID it gives vCPU 0, in the SNP CPUID table format (loaders/igvm/snp_cpuid.py)
     snp_cpuid_pages: list[tuple[int, bytes | memoryview | None]] = field(default_factory=list)
     hide_sev: bool = False       # the guest must see no SME/SEV in CPUID (an SNP image run without SNP)
+    top_ram: int = 0             # bytes of RAM the plan needs mapped just below 4 GiB (a TDX image's reset vector)
 
     def ranges(self) -> list[tuple[int, int, str]]:
         """Every guest range the plan touches: (gpa, end, what), sorted; inserted parameter areas included."""
@@ -181,6 +182,8 @@ class LoadPlan:
         out += [f"snp-cpuid {g:#012x} filled at launch from vCPU 0's CPUID" for g, _ in self.snp_cpuid_pages]
         if self.hide_sev:
             out.append("cpuid 0x8000001f = 0 on every vCPU (no SME/SEV)")
+        if self.top_ram:
+            out.append(f"ram   {(1 << 32) - self.top_ram:#012x}-0x0100000000 {self.top_ram:#x} mapped below 4 GiB")
         out += [f"note: {n}" for n in self.notes]
         for i in sorted(self.vps):
             out.append(f"vp {i}:")

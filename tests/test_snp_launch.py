@@ -186,3 +186,41 @@ def test_an_igvm_tooling_x64_file_with_c_bit_runs_the_linux_probe(kvm_ok, toolch
         assert p.returncode == 0 and "triple fault" in p.stderr
         pytest.skip("this KVM offers no 1 GiB pages (CPUID pdpe1gb), which igvmgen's x64 page tables use")
     assert "header=ok" in p.stdout and "cmdline=[console=ttyS0 probe=snp]" in p.stdout, p.stderr
+
+
+FLAG = 0x10000
+
+
+def tdx_guest_igvm(code: bytes) -> bytes:
+    b = IgvmBuilder()
+    bit = b.platform(Platform.TDX)
+    b.pages(0xFFFFF000, code, bit)
+    b.add(m.PageData(FLAG, bit, int(PageDataFlags.UNMEASURED), 0, None))
+    return b.build()
+
+
+def test_tdx_guest_starts_every_vcpu_in_the_td_start_state(kvm_ok, toolchain_ok, tmp_path):
+    from tests.guests.build import build
+    code = build("tdx_start.S", load_addr=0xFFFFF000, defines={"FLAG": FLAG})
+    assert len(code) == 4096 and code[0xFF0] == 0xE9
+    path = tmp_path / "tdx.igvm"
+    path.write_bytes(tdx_guest_igvm(code))
+    p = subprocess.run([sys.executable, "-m", "vmm", "--igvm", str(path), "--igvm-platform", "tdx", "-m", "64M",
+                        "-p", "2", "--timeout", "30"], capture_output=True, text=True, timeout=90)
+    assert p.returncode == (0x21 << 1) | 1, p.stderr
+    assert p.stderr.count("WITHOUT confidentiality") == 1 and "TDX" in p.stderr
+    # one vCPU: the BSP waits in vain for the AP (gives up with 0x35, or the timeout ends it)
+    p = subprocess.run([sys.executable, "-m", "vmm", "--igvm", str(path), "--igvm-platform", "tdx", "-m", "64M",
+                        "--timeout", "10"], capture_output=True, text=True, timeout=90)
+    assert p.returncode in ((0x35 << 1) | 1, 124), p.stderr
+
+
+def test_tdx_file_without_a_reset_page_is_refused(tmp_path, capsys):
+    b = IgvmBuilder()
+    bit = b.platform(Platform.TDX)
+    b.pages(0x100000, b"\x90", bit)
+    path = tmp_path / "t.igvm"
+    path.write_bytes(b.build())
+    assert main(["igvm", "plan", str(path), "--igvm-platform", "tdx", "-m", "64M"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no TDX page at 0xfffff000" in err

@@ -51,7 +51,7 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
             plan = igvm_plan(f, chosen)
         host = host_info(memory, cpus, cmdline)
         fill_parameters(plan, host)
-        plan.check(host.ram)
+        plan.check(host.ram + ([(MMIO_HOLE_END - plan.top_ram, plan.top_ram)] if plan.top_ram else []))
         if spec.type == "uefi":
             from loaders.uefi.typed import apply_uefi
             apply_uefi(plan, chosen.platform_type, host, UEFI_BLOB_MMIO)

@@ -30,7 +30,7 @@ from loaders.plan import LoadPlan
 
 from . import status
 from .cpu_model import CpuModel, apply_cpu_model
-from .memory import GuestMemory
+from .memory import MMIO_HOLE_END, GuestMemory
 from .pc_layout import PC
 from .regdump import register_dump
 from .vcpu_setup import BOOT_MSRS, apply_vp_state, cpuid_for_vcpu, setup_lapic
@@ -206,6 +206,9 @@ class Machine:
         zero ranges are only checked, not written (no host pages touched for them).
         """
         mem = self.memory
+        if plan.top_ram and not mem.contains(MMIO_HOLE_END - plan.top_ram, plan.top_ram):
+            r = mem.add_region(MMIO_HOLE_END - plan.top_ram, plan.top_ram, "RAM below 4 GiB")
+            self.vm.add_memory(r.gpa, r.size, r.mapping.addr)
         plan.check(mem.ranges())
         if not self._fresh:
             for z in plan.zeros:

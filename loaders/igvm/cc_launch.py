@@ -11,7 +11,8 @@ Architecture Specification, "Initial TD vCPU state"; intel/tdx-module `td_vmcs_i
 flat protected mode with paging off at RIP 0xFFFFFFF0, CR0 = PE|NE, EFER = SCE|LME|NXE, RBX = the guest-physical
 address width, RSI = the vCPU index, RCX = R8 = 0 (KVM_TDX_INIT_VCPU's parameter). CR4.VMXE, which the module
 also sets, is left clear (a plain guest has no VMX); CR4.MCE stays. RDX keeps KVM's reset value. All vCPUs start
-running at once, as TD vCPUs do.
+running at once, as TD vCPUs do. The file must have a page at 0xFFFFF000; RAM is mapped below 4 GiB for its pages
+in the top 16 MiB (LoadPlan.top_ram), where a PC has its firmware flash.
 
 The work is done by re-expressing the platform's directives as a NATIVE file and planning that with the ordinary
 planner (loaders/igvm/load.py), then putting in the converted registers.
@@ -45,6 +46,12 @@ _PTE_ADDR = ((1 << 52) - 1) & ~0xFFF
 TDX_FLAT_CODE = Segment(0, 0, 0xFFFFFFFF, 0xC09B)
 TDX_FLAT_DATA = Segment(0, 0, 0xFFFFFFFF, 0xC093)
 TDX_GPAW = 48
+TDX_RESET_PAGE = 0xFFFFF000
+# A TDX image's pages from here to 4 GiB (the x86 firmware window: 16 MiB, above the local APIC) get RAM mapped
+# there, in 2 MiB steps; pages elsewhere must lie in the machine's RAM.
+FOUR_GIB = 1 << 32
+TOP_WINDOW_START = FOUR_GIB - (16 << 20)
+TOP_WINDOW_ALIGN = 2 << 20
 
 
 def tdx_initial_state(vp_index: int) -> VpState:
@@ -132,6 +139,7 @@ def confidential_plan(f: m.IgvmFile, name: str, vcpus: int) -> tuple[LoadPlan, m
             d = dataclasses.replace(d, compatibility_mask=0)       # a mask of no platform: the planner skips it
         directives.append(d)
     vps: dict[int, VpState] = {}
+    top_ram = 0
     if pt == Platform.SEV_SNP:
         if 0 not in vmsas:
             raise LoadError("the file has no SEV_SNP VP context (VMSA) for VP 0, the boot processor")
@@ -150,6 +158,11 @@ def confidential_plan(f: m.IgvmFile, name: str, vcpus: int) -> tuple[LoadPlan, m
             notes.append("vCPUs without a VMSA in the file wait for INIT/SIPI")
     else:
         vps = {i: tdx_initial_state(i) for i in range(vcpus)}
+        low = [d.gpa for d in directives if m.is_a(d, "PageData") and d.compatibility_mask & bit
+               and TOP_WINDOW_START <= d.gpa < FOUR_GIB]
+        if not any(d.gpa == TDX_RESET_PAGE for d in directives if m.is_a(d, "PageData") and d.compatibility_mask & bit):
+            raise LoadError(f"the file has no TDX page at {TDX_RESET_PAGE:#x}: a TD vCPU starts at RIP 0xfffffff0")
+        top_ram = FOUR_GIB - (min(low) & ~(TOP_WINDOW_ALIGN - 1))
     for h in f.initializations:
         if m.is_a(h, "GuestPolicy") and h.compatibility_mask & bit:
             notes.append(f"{pt.name} guest policy {h.policy:#x} (shown, not enforced)")
@@ -160,5 +173,6 @@ def confidential_plan(f: m.IgvmFile, name: str, vcpus: int) -> tuple[LoadPlan, m
     plan.vps = vps
     plan.snp_cpuid_pages = cpuid_pages
     plan.hide_sev = pt == Platform.SEV_SNP
+    plan.top_ram = top_ram
     plan.notes += notes
     return plan, p
