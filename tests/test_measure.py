@@ -220,3 +220,15 @@ def test_cli_refuses_files_without_snp_or_tdx(tmp_path, capsys):
     (tmp_path / "bad.igvm").write_bytes(b"IGVM" + bytes(40))
     assert main(["igvm", "measure", str(tmp_path / "bad.igvm")]) == 2
     assert "format version 0" in capsys.readouterr().err
+
+
+@settings(max_examples=30, deadline=None)
+@given(page_st, page_st, st.integers(0, 4095))
+def test_tdx_mrtd_sees_measured_bytes_and_gpas_not_unmeasured_bytes(page, other, off):
+    base = measure(_tdx_file((0x100000, page, 0), (0x200000, other, PageDataFlags.UNMEASURED)))
+    flipped = page[:off] + bytes([page[off] ^ 1]) + page[off + 1:]
+    assert measure(_tdx_file((0x100000, flipped, 0), (0x200000, other, PageDataFlags.UNMEASURED))).digest != base.digest
+    assert measure(_tdx_file((0x101000, page, 0), (0x200000, other, PageDataFlags.UNMEASURED))).digest != base.digest
+    assert measure(_tdx_file((0x100000, page, 0), (0x200000, flipped, PageDataFlags.UNMEASURED))).digest == base.digest
+    assert measure(_tdx_file((0x100000, page, 0), (0x200000, other, PageDataFlags.UNMEASURED)), vcpus=4).digest \
+        == base.digest                                          # VP state is not part of MRTD

@@ -224,3 +224,14 @@ def test_tdx_file_without_a_reset_page_is_refused(tmp_path, capsys):
     assert main(["igvm", "plan", str(path), "--igvm-platform", "tdx", "-m", "64M"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no TDX page at 0xfffff000" in err
+
+
+def test_snp_aps_get_the_vmsas_the_file_gives():
+    from tests.test_measure import snp_file, PATTERN as P
+    vmsa = build_vmsa(cs=(8, FLAT32_CODE, 0xFFFFFFFF, 0), rip=0x1234, rflags=2, cr0=0x11)
+    f = snp_file([P], [0x100000], vmsa=vmsa, extra_vps=2)
+    plan, _ = confidential_plan(f, "sev_snp", 2)
+    assert sorted(plan.vps) == [0, 1, 2] and plan.vps[1].regs["rip"] == 0x1234
+    assert any("VMSAs for VP [2] unused" in n for n in plan.notes)
+    plan, _ = confidential_plan(snp_file([P], [0x100000], vmsa=vmsa), "sev_snp", 3)
+    assert sorted(plan.vps) == [0] and any("wait for INIT/SIPI" in n for n in plan.notes)
