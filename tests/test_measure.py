@@ -6,7 +6,6 @@ import struct
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from loaders.errors import IgvmError
 from loaders.igvm import IgvmBuilder, Platform, read_igvm
 from loaders.igvm import model as m
 from loaders.igvm.constants import HeaderType, PageDataFlags, PageDataType
