@@ -50,8 +50,9 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
             chosen = choose_platform(f, platform)
             plan = igvm_plan(f, chosen)
         host = host_info(memory, cpus, cmdline)
-        fill_parameters(plan, host)
+        # every claimed size against the machine's RAM (and a TDX image's RAM below 4 GiB), before anything is filled
         plan.check(host.ram + ([(MMIO_HOLE_END - plan.top_ram, plan.top_ram)] if plan.top_ram else []))
+        fill_parameters(plan, host)
         if spec.type == "uefi":
             from loaders.uefi.typed import apply_uefi
             apply_uefi(plan, chosen.platform_type, host, UEFI_BLOB_MMIO)

@@ -96,4 +96,4 @@ def apply_vp_state(vcpu: Vcpu, vp: VpState) -> None:
     if vp.msrs:
         vcpu.set_msrs(dict(vp.msrs))
     if vp.xcr0 not in (None, 1):           # 1 (x87 only) is KVM's reset value
-        vcpu.set_xcr0(vp.xcr0)
+        vcpu.set_xcr(0, vp.xcr0)
