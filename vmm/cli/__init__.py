@@ -47,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--serial", default="stdio", metavar="stdio|file:PATH|none", help="where COM1 goes (default stdio)")
     p.add_argument("--fw-cfg", action="append", default=[], metavar="name=opt/N,file=P|string=S",
                    help="add a fw_cfg file (repeatable)")
-    p.add_argument("--no-reboot", action="store_true", help="end the run when the guest resets (status 0)")
+    p.add_argument("--no-reboot", action="store_true", help="end the run when the guest resets (status 0); a reset "
+                                                            "that applies a vmfwupdate request continues")
+    p.add_argument("--no-vmfwupdate", action="store_true",
+                   help="leave out the etc/vmfwupdate fw_cfg file (a guest cannot hand pyvmm a new firmware)")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop the guest after SECONDS (status 124)")
     p.add_argument("--trace", action="append", default=[], choices=["exits", "rip"],
                    help="'exits': log unclaimed ports/MMIO once each and exit counts at the end; 'rip': sample "
