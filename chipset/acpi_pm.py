@@ -5,7 +5,7 @@ machine off."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 PM_LENGTH = 0x10
 SLP_TYP_S5 = 5                      # the value the DSDT's \\_S5 package gives

@@ -6,14 +6,16 @@ unknown ports read as all-ones (what a PC's floating bus and QEMU return) and ig
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
 
 PORT_COUNT = 0x10000
 _ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
 _FF = {n: b"\xff" * n for n in (1, 2, 4)}   # what a read of an unclaimed port returns, prebuilt
 
 
-class PortDevice(Protocol):
+class PortDevice:
+    """What a device on the bus offers (a structural interface: devices need not inherit from it)."""
+
     def io_read(self, offset: int, size: int) -> int: ...
     def io_write(self, offset: int, size: int, value: int) -> None: ...
 

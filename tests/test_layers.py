@@ -136,10 +136,9 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
 def pc_layout_numbers() -> set[int]:
     """The PC's ports and addresses (vmm/pc_layout.py) that are distinctive as numbers. Ports below 0x100
     (0x60, 0x80, 0x92, 0xf4) are left out: as literals they are as often bit masks and register values."""
-    import dataclasses
-
+    from loaders.record import fields
     from vmm.pc_layout import PC
-    names = [f.name for f in dataclasses.fields(PC) if f.name.endswith(("_port", "_addr", "_gpa", "_base"))]
+    names = [f.name for f in fields(PC) if f.name.endswith(("_port", "_addr", "_gpa", "_base"))]
     values = {getattr(PC, n) for n in names} | {PC.low_reserved[0], PC.low_mmio_end}
     return {v for v in values if v >= 0x100}
 

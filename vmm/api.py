@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from loaders.record import record
 
 from .machine import MachineConfig, Outcome, RunResult
 from .sizes import parse_size
 
 
-@dataclass
+@record
 class GuestOutput:
     """What a run produced: the outcome, the exit status pyvmm would return, and everything sent to COM1."""
     result: RunResult

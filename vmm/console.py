@@ -7,7 +7,7 @@ import sys
 import termios
 import threading
 import tty
-from typing import Callable
+from collections.abc import Callable
 
 CTRL_A = 0x01
 

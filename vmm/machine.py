@@ -12,8 +12,8 @@ import enum
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from loaders.record import field, record
+from collections.abc import Callable
 
 from chipset.bus import PortBus
 from chipset.debug_exit import DebugExit
@@ -76,14 +76,14 @@ class Outcome(enum.Enum):
     QUIT = "quit"              # the user asked (ctrl-a x)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunResult:
     outcome: Outcome
     status: int                # the process exit status (vmm/status.py) of this outcome
     message: str = ""
 
 
-@dataclass
+@record
 class MachineConfig:
     memory: int = 1 << 30
     cpus: int = 1

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass
-from typing import Callable
+from ..record import record
+from collections.abc import Callable
 
 from ..pc import PcHardware
 from .tables import build_dsdt, build_facs, build_fadt, build_rsdp_v1, build_rsdt
@@ -39,14 +39,14 @@ class Zone(enum.IntEnum):
     FSEG = 2          # 0xE0000-0xFFFFF
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Allocate:
     file: str
     align: int
     zone: Zone
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AddPointer:
     pointer_file: str
     pointee_file: str
@@ -54,7 +54,7 @@ class AddPointer:
     size: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AddChecksum:
     file: str
     result_offset: int
@@ -62,7 +62,7 @@ class AddChecksum:
     length: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WritePointer:
     """Write (address of src_file + src_offset) as a size-byte little-endian value into the fw_cfg file dest_file
     at dst_offset, by fw_cfg DMA (dest_file need not be ALLOCATEd; it must be writable)."""

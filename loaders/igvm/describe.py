@@ -12,11 +12,11 @@ JSON schema "pyvmm-igvm-dump/1" (stable; fields are only ever added):
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import hashlib
 
 from .constants import PAGE_SIZE, PAGE_SIZE_2M, HeaderType, PageDataFlags, PageDataType, Platform
+from ..record import fields
 from .model import IgvmFile, PageData, VpContext
 from .vpcontext import parse_native_context, parse_vbs_context
 
@@ -37,7 +37,7 @@ def _value(v):
 
 def header_dict(h, index: int, offset: int, platforms) -> dict:
     d = {"index": index, "offset": offset, "type": h.kind.name}
-    for f in dataclasses.fields(h):
+    for f in fields(h):
         if f.name != "kind":
             d[f.name] = _value(getattr(h, f.name))
     if isinstance(h, VpContext):

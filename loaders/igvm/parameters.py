@@ -8,7 +8,7 @@ exactly the bytes a guest would receive without creating a VM.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from ..record import field, record
 
 from ..errors import LoadError
 from ..plan import LoadPlan, ParameterRequest
@@ -17,7 +17,7 @@ from .constants import MemoryMapEntryType, PAGE_SIZE
 MEMORY_MAP_ENTRY = struct.Struct("<QQHHI")   # IGVM_VHS_MEMORY_MAP_ENTRY, 24 bytes
 
 
-@dataclass
+@record
 class HostInfo:
     """What the machine offers a guest: its vCPUs, RAM, command line and ACPI tables (bytes, built by loaders.acpi)."""
     cpus: int

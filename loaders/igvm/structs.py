@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from ..record import record
 
 from .constants import HeaderType
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Layout:
     """A little-endian packed C structure: unpack to a tuple of fields, pack from one."""
     name: str

@@ -6,7 +6,7 @@ Both turn into a loaders.plan.VpState so the launcher applies them the same way.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from ..record import record
 
 from ..errors import IgvmError
 from ..plan import Segment, VpState
@@ -64,7 +64,7 @@ MSR_PAT, MSR_MTRR_DEF_TYPE = 0x277, 0x2FF
 _MTRR_FIXED_MSRS = (0x250, 0x258, 0x259, 0x268, 0x269, 0x26A, 0x26B, 0x26C, 0x26D, 0x26E, 0x26F)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VbsRegister:
     vtl: int
     name: str

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass, field
+from ..record import field, record
 
 from ..errors import LoadError
 
@@ -122,7 +122,7 @@ MTRR_DEF_TYPE_ENABLE = 1 << 11           # IA32_MTRR_DEF_TYPE.E
 BIOS_SIZE_PAGES = 0x600
 
 
-@dataclass
+@record
 class UefiMachine:
     """Everything the blob describes, as plain values (the VMM fills it; tests build it by hand)."""
     cpus: int
@@ -217,7 +217,7 @@ def _walk(blob: bytes | memoryview) -> list[tuple[int, int, int]]:
     return out
 
 
-@dataclass
+@record
 class ParsedBlob:
     structures: list[tuple[int, bytes]]       # (type, payload without padding removed)
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
 
 from .. import __version__
 from .errors import UsageError, exit_status_for
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
         raise UsageError(f"{message} (see 'pyvmm --help')")
 
 
