@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("kvm", "loaders", "chipset", "vmm")
 LOWER = ("kvm", "loaders", "chipset")       # each imports only itself, the standard library and rich
 CLI = "vmm.cli"
-CLI_IMPORTERS = {"vmm.__main__"}             # and the console script (pyproject.toml names vmm.cli:main)
+CLI_IMPORTERS = {"vmm.__main__"}             # and the console script (pyproject.toml names vmm.cli:entry)
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -188,7 +188,7 @@ def test_the_literal_check_finds_a_port_number():
 
 def test_the_console_script_is_the_cli():
     text = (ROOT / "pyproject.toml").read_text()
-    assert 'pyvmm = "vmm.cli:main"' in text
+    assert 'pyvmm = "vmm.cli:entry"' in text
 
 
 # --- the checker fails on what it names (synthetic graphs) ----------------------------------------------------
