@@ -109,7 +109,6 @@ class Machine:
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
         self._result: RunResult | None = None
-        self._ring_lock = threading.Lock()
         self.exit_counts: list[int] = [0] * config.cpus
         self.rip_samples: list[list[int]] = [[] for _ in range(config.cpus)]   # --trace rip
         self._want_sample = [False] * config.cpus
