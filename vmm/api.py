@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+
 from loaders.record import record
 
 from .machine import MachineConfig, Outcome, RunResult
@@ -40,6 +41,9 @@ def run_igvm(igvm: str | os.PathLike | bytes, *, memory: int | str = "1G", cpus:
     Raises LoadError for a file pyvmm refuses (the message is the one the CLI prints). A guest reset ends
     the run unless no_reboot is False; a timeout ends it with Outcome.TIMEOUT (status 124). fw_cfg adds files
     (name -> bytes) to the machine's fw_cfg, like --fw-cfg.
+
+    The finished VM is closed by a background thread (vmm.teardown), so a suite of launches does not wait for
+    the kernel to destroy each VM; vmm.teardown.drain() waits until every one is closed.
     """
     from .igvm_source import IgvmSpec, prepare_igvm
     from .launch import launch
@@ -66,5 +70,6 @@ def run_igvm(igvm: str | os.PathLike | bytes, *, memory: int | str = "1G", cpus:
             m.serial_input(serial_input)
             first[0] = False
     plan = prepared.plan
-    result = launch(config, lambda machine: plan, no_reboot=no_reboot, timeout=timeout, on_machine=on_machine)
+    result = launch(config, lambda machine: plan, no_reboot=no_reboot, timeout=timeout, on_machine=on_machine,
+                    close_later=True)
     return GuestOutput(result, bytes(out))

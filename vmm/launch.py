@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from loaders.plan import LoadPlan
 
@@ -14,18 +15,34 @@ MAX_QUICK_RESETS = 20         # resets in a row, each within QUICK_RESET seconds
 QUICK_RESET = 1.0
 
 
+@contextmanager
+def _machine(config: MachineConfig, close_later: bool) -> Iterator[Machine]:
+    """A fresh machine, closed on the way out: here, or by vmm.teardown's thread when close_later."""
+    m = Machine(config)
+    try:
+        yield m
+    finally:
+        if close_later:
+            from .teardown import close_later as hand_over
+            hand_over(m.close)
+        else:
+            m.close()
+
+
 def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, no_reboot: bool = False,
-           timeout: float | None = None, on_machine: Callable[[Machine | None], None] | None = None) -> RunResult:
+           timeout: float | None = None, on_machine: Callable[[Machine | None], None] | None = None,
+           close_later: bool = False) -> RunResult:
     """Build, load and run; on RESET build a fresh machine from the same source (fresh RAM, reset vCPUs).
 
     make_plan gets the machine so a loader can ask for its RAM layout and vCPU count. on_machine is told
-    which machine is current (for the stdin pump) and None at the end.
+    which machine is current (for the stdin pump) and None at the end. close_later: each finished machine
+    is closed by vmm.teardown's thread, so the caller does not wait for the kernel to destroy the VM.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     quick = 0
     try:
         while True:
-            with Machine(config) as m:
+            with _machine(config, close_later) as m:
                 m.load(make_plan(m))
                 if on_machine:
                     on_machine(m)
