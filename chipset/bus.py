@@ -40,6 +40,12 @@ class PortBus:
         for i in range(length):
             self._table[base + i] = (device, i)
 
+    def lookup_tables(self) -> tuple[list[tuple[PortDevice, int] | None], set[int]]:
+        """The port table (port -> (device, offset) or None) and the set of unclaimed ports already reported,
+        for a run loop that handles one-byte accesses inline: read-only to it; a port not in the set goes
+        through pio(), which reports it."""
+        return self._table, self._seen
+
     def registrations(self) -> list[tuple[int, int, str]]:
         """(base, length, name) of every device, sorted by port, for --trace and docs."""
         return list(self._ranges)
