@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STDLIB = {
     "__future__", "_bisect", "_ctypes", "_struct", "_weakrefset", "bisect", "collections", "collections.abc",
     "contextlib", "ctypes", "ctypes._endian", "enum", "errno", "functools", "itertools", "keyword", "mmap",
-    "operator", "reprlib", "signal", "struct", "termios", "threading", "tty", "types", "zlib",
+    "operator", "reprlib", "signal", "struct", "threading", "types", "zlib",
     "_collections", "_functools", "_operator", "importlib", "importlib._abc", "importlib.machinery",
     "importlib.util", "warnings",
     # what `site` imports on a normal start (these tests run without it, to leave out the host's .pth hooks)
@@ -40,7 +40,7 @@ PROJECT = {
     "loaders.lazy", "loaders.linux", "loaders.linux.bootparams", "loaders.pc", "loaders.plan", "loaders.record",
     "vmm", "vmm.cli", "vmm.cli.errors", "vmm.cli.options", "vmm.cli.run", "vmm.console", "vmm.cpu_model",
     "vmm.files", "vmm.fw_cfg", "vmm.host", "vmm.igvm_source", "vmm.launch", "vmm.machine", "vmm.memory",
-    "vmm.pc_layout", "vmm.regdump", "vmm.sizes", "vmm.status", "vmm.vcpu_setup",
+    "vmm.pc_layout", "vmm.sizes", "vmm.status", "vmm.vcpu_setup",
 }
 
 # Runs main(argv) in a bare interpreter and writes the modules it added to sys.modules, as JSON, to argv[1].

@@ -32,7 +32,6 @@ from . import status
 from .cpu_model import CpuModel, apply_cpu_model
 from .memory import GuestMemory
 from .pc_layout import PC
-from .regdump import register_dump
 from .vcpu_setup import BOOT_MSRS, apply_vp_state, cpuid_for_vcpu, setup_lapic
 
 DRAIN_INTERVAL = 0.02          # seconds between drains of the coalesced ring while vCPUs sit in HLT
@@ -65,6 +64,12 @@ def pc_gsi_routes() -> list[tuple[int, int, int]]:
     ioapic = [(i, IRQCHIP_IOAPIC, PC.pit_gsi if i == PC.pit_irq else i) for i in range(PC.ioapic_pins)
               if i != PC.pit_gsi]
     return pic + ioapic
+
+
+def register_dump(vcpu: Vcpu, memory: GuestMemory | None) -> str:
+    """vmm.regdump's dump, imported when a guest fails (a launch that succeeds never needs it)."""
+    from .regdump import register_dump as dump
+    return dump(vcpu, memory)
 
 
 class Outcome(enum.Enum):
