@@ -46,8 +46,8 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
         chosen = choose_platform(f, platform)
         plan = igvm_plan(f, chosen)
         host = host_info(memory, cpus, cmdline)
+        plan.check(host.ram)             # every claimed size against the machine's RAM, before anything is filled
         fill_parameters(plan, host)
-        plan.check(host.ram)
         if spec.type == "uefi":
             from loaders.uefi.typed import apply_uefi
             apply_uefi(plan, chosen.platform_type, host, UEFI_BLOB_MMIO)
