@@ -172,10 +172,13 @@ def ratio(a: float, b: float) -> str:
 
 # --- a. start-up ---------------------------------------------------------------------------------------------
 
-def bench_startup(g: Guests, runs: int, machines: list[str]) -> dict[str, list[Run]]:
+def bench_startup(g: Guests, runs: int, machines: list[str], compare: str | None = None) -> dict[str, list[Run]]:
     hello = g.elf(0)
     cells = {"pyvmm --kernel ELF": pyvmm_cmd(hello),
              "pyvmm --igvm twin": [*PYTHON, "-m", "vmm", "--igvm", g.igvm_twin(0), "-m", "64M"]}
+    if compare:                   # another pyvmm (an older commit installed elsewhere), in the same rounds
+        cells["pyvmm --kernel ELF (--compare)"] = [compare, "-m", "vmm", "--kernel", hello, "-m", "64M"]
+        cells["pyvmm --igvm twin (--compare)"] = [compare, "-m", "vmm", "--igvm", g.igvm_twin(0), "-m", "64M"]
     cells.update({f"qemu -M {m}": qemu_cmd(hello, m) for m in machines})
     cells["pyvmm --kernel ELF, python -S"] = pyvmm_cmd(hello, "64M", "-S")
     res = alternate(cells, runs)
@@ -355,6 +358,8 @@ def main() -> None:
     ap.add_argument("--per-round", type=int, default=10, help="in-process launches per round (inproc)")
     ap.add_argument("--python", metavar="PY", help="run pyvmm with this interpreter (e.g. a venv's, after "
                                                    "`pip install .`) instead of from this tree")
+    ap.add_argument("--compare", metavar="PY", help="start-up: also run the pyvmm installed for this interpreter "
+                                                    "(e.g. an older commit's venv) in the same rounds")
     ap.add_argument("--count", type=int, default=100_000, help="port accesses per exit-cost run")
     ap.add_argument("--serial-bytes", type=int, default=1 << 20)
     ap.add_argument("--machines", default="microvm,pc", help="QEMU machines for start-up; the first is the "
@@ -378,7 +383,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         g = Guests(Path(tmp))
         if "startup" in only:
-            bench_startup(g, a.runs, machines)
+            bench_startup(g, a.runs, machines, a.compare)
         if "inproc" in only:
             bench_inproc(g, a.runs, a.per_round, machines[0])
         if "exits" in only:
