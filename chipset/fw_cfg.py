@@ -7,7 +7,6 @@ malformed DMA descriptor can only end in the ERROR bit, never in an exception or
 
 from __future__ import annotations
 
-import enum
 import struct
 import threading
 from collections.abc import Callable
@@ -25,15 +24,16 @@ ENTRY_MASK = 0x3FFF                # key bits that index a table (0x4000 is the 
 ARCH_LOCAL = 0x8000
 
 
-class Offset(enum.IntEnum):
-    """Port offsets from the selector port (where the machine registers the device)."""
+class Offset:
+    """Port offsets from the selector port (where the machine registers the device). These constant classes are
+    plain ints, not enums: the `enum` module stays off the launch path."""
     SELECTOR = 0
     DATA = 1
     DMA_HIGH = 4
     DMA_LOW = 8
 
 
-class Key(enum.IntEnum):
+class Key:
     """Well-known selectors (QEMU include/standard-headers/linux/qemu_fw_cfg.h)."""
     SIGNATURE = 0x00
     ID = 0x01
@@ -64,13 +64,13 @@ class Key(enum.IntEnum):
     HPET = 0x8004
 
 
-class IdFeature(enum.IntFlag):
+class IdFeature:
     """FW_CFG_ID bits."""
     TRADITIONAL = 0x01
     DMA = 0x02
 
 
-class DmaControl(enum.IntFlag):
+class DmaControl:
     """FWCfgDmaAccess.control bits; SELECT carries the key in bits 31..16."""
     ERROR = 0x01
     READ = 0x02

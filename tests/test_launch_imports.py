@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Standard-library modules a launch may import (beyond what the interpreter itself loads at start-up).
 STDLIB = {
     "__future__", "_bisect", "_ctypes", "_struct", "_weakrefset", "bisect", "collections", "collections.abc",
-    "contextlib", "ctypes", "ctypes._endian", "enum", "errno", "functools", "itertools", "keyword", "mmap",
-    "operator", "reprlib", "signal", "struct", "threading", "types", "zlib",
+    "contextlib", "ctypes", "ctypes._endian", "errno", "functools", "itertools", "keyword", "mmap",
+    "operator", "reprlib", "struct", "threading", "types", "zlib",
     "_collections", "_functools", "_operator", "importlib", "importlib._abc", "importlib.machinery",
     "importlib.util", "warnings",
     # what `site` imports on a normal start (these tests run without it, to leave out the host's .pth hooks)
@@ -37,7 +37,8 @@ PROJECT = {
     "loaders", "loaders.acpi", "loaders.acpi.table_loader", "loaders.acpi.tables", "loaders.elf_symbols",
     "loaders.errors", "loaders.igvm", "loaders.igvm.constants", "loaders.igvm.load", "loaders.igvm.model",
     "loaders.igvm.parameters", "loaders.igvm.reader", "loaders.igvm.structs", "loaders.igvm.vpcontext",
-    "loaders.lazy", "loaders.linux", "loaders.linux.bootparams", "loaders.pc", "loaders.plan", "loaders.record",
+    "loaders.lazy", "loaders.linux", "loaders.linux.bootparams", "loaders.named", "loaders.pc", "loaders.plan",
+    "loaders.record",
     "vmm", "vmm.cli", "vmm.cli.errors", "vmm.cli.options", "vmm.cli.run", "vmm.console", "vmm.cpu_model",
     "vmm.files", "vmm.fw_cfg", "vmm.host", "vmm.igvm_source", "vmm.launch", "vmm.machine", "vmm.memory",
     "vmm.pc_layout", "vmm.sizes", "vmm.status", "vmm.vcpu_setup",
@@ -90,8 +91,8 @@ def test_a_launch_imports_only_listed_modules(tmp_path, kvm_ok):
     assert not new, f"new modules on the launch path (list them here if a launch needs them): {new}"
 
 
-@pytest.mark.parametrize("heavy", ["typing", "dataclasses", "inspect", "argparse", "re", "rich", "shutil",
-                                   "locale", "gettext", "hashlib", "json", "tempfile", "pathlib"])
+@pytest.mark.parametrize("heavy", ["typing", "dataclasses", "inspect", "argparse", "re", "enum", "signal", "rich",
+                                   "shutil", "locale", "gettext", "hashlib", "json", "tempfile", "pathlib"])
 def test_the_lists_leave_out_the_heavy_modules(heavy):
     """The point of the lists: these cost milliseconds each and a launch has no use for them."""
     assert heavy not in STDLIB | PROJECT

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import enum
 import sys
 import threading
 import time
@@ -23,7 +22,7 @@ from chipset.uart16550 import Uart16550
 from kvm import Kvm, KvmError, Vcpu, install_kick_handler
 from kvm.ioctl import run_ioctl, thread_errno
 from kvm.uapi import (IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, PAGE_SIZE, PIO_PAGE_OFFSET, Cap,
-                      ExitReason, Ioctl, MpState, SystemEvent, field_offset, kvm_run)
+                      ExitReason, Ioctl, MpState, SystemEvent, exit_reason_name, field_offset, kvm_run)
 from loaders.elf_symbols import Symbols
 from loaders.errors import LoadError
 from loaders.plan import LoadPlan
@@ -72,7 +71,8 @@ def register_dump(vcpu: Vcpu, memory: GuestMemory | None) -> str:
     return dump(vcpu, memory)
 
 
-class Outcome(enum.Enum):
+class Outcome:
+    """How a run ended (plain strings, compared with `is` or ==: the `enum` module stays off the launch path)."""
     EXIT = "debug-exit"        # guest wrote to port 0xf4
     POWEROFF = "power-off"
     RESET = "reset"
@@ -325,7 +325,7 @@ class Machine:
         stopping = self._stop.is_set
         ring = self._ring.head if self._ring is not None else None   # the coalesced ring's (first, last), or None
         drain, transmit = (self._ring.drain_bytes, self.uart.transmit) if ring is not None else (None, None)
-        IO = ExitReason.IO.value
+        IO = ExitReason.IO
         index, want_sample, samples = vcpu.index, self._want_sample, self.rip_samples[vcpu.index]
         exits = 0
         try:
@@ -428,8 +428,7 @@ class Machine:
             msg = (f"vCPU {vcpu.index}: KVM failed to enter the guest (hardware entry failure reason "
                    f"{run.u.fail_entry.hardware_entry_failure_reason:#x})")
         else:
-            name = ExitReason(reason).name if reason in ExitReason._value2member_map_ else str(reason)
-            msg = f"vCPU {vcpu.index}: unexpected KVM exit {name}"
+            msg = f"vCPU {vcpu.index}: unexpected KVM exit {exit_reason_name(reason)}"
         self.request_stop(Outcome.FATAL, 3, msg + "\n" + register_dump(vcpu, self.memory))
         return True
 

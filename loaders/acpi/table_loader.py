@@ -10,12 +10,12 @@ in "etc/vmgenid_addr" this way); chipset.fw_cfg serves such files and calls the 
 
 from __future__ import annotations
 
-import enum
 import struct
-from ..record import record
 from collections.abc import Callable
 
+from ..named import Named
 from ..pc import PcHardware
+from ..record import record
 from .tables import build_dsdt, build_facs, build_fadt, build_rsdp_v1, build_rsdt
 
 TABLES_FILE = "etc/acpi/tables"
@@ -27,14 +27,14 @@ FADT_FACS, FADT_DSDT, FADT_X_DSDT = 36, 40, 140   # pointer fields QEMU patches 
 RSDP_RSDT = 16
 
 
-class Command(enum.IntEnum):
+class Command(Named):
     ALLOCATE = 1
     ADD_POINTER = 2
     ADD_CHECKSUM = 3
     WRITE_POINTER = 4
 
 
-class Zone(enum.IntEnum):
+class Zone(Named):
     HIGH = 1
     FSEG = 2          # 0xE0000-0xFFFFF
 

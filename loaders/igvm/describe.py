@@ -3,7 +3,7 @@
 JSON schema "pyvmm-igvm-dump/1" (stable; fields are only ever added):
   file: {version, architecture, page_size, size, checksum}
   platforms, initialization, directives: lists of {index, offset, type, <fields of that header>}
-      integers stay integers; enum fields are names; data blobs become {size, sha256} (and "hex" when
+      integers stay integers; named constants (loaders.named) are names; data blobs become {size, sha256} (and "hex" when
       at most 64 bytes); a zero page has data null; VP contexts add "registers" (native or VBS names).
   page_ranges: [{first_gpa, end_gpa, pages, compatibility_mask, flags, data_type, zero_pages}], runs of
       PAGE_DATA in file order with contiguous GPAs and identical mask/flags/type
@@ -12,10 +12,10 @@ JSON schema "pyvmm-igvm-dump/1" (stable; fields are only ever added):
 
 from __future__ import annotations
 
-import enum
 import hashlib
 
 from .constants import PAGE_SIZE, PAGE_SIZE_2M, HeaderType, PageDataFlags, PageDataType, Platform
+from ..named import Named
 from ..record import fields
 from .model import IgvmFile, PageData, VpContext
 from .vpcontext import parse_native_context, parse_vbs_context
@@ -24,7 +24,7 @@ SCHEMA = "pyvmm-igvm-dump/1"
 
 
 def _value(v):
-    if isinstance(v, enum.Enum):
+    if isinstance(v, Named):
         return v.name
     if isinstance(v, (bytes, bytearray, memoryview)):
         b = bytes(v)

@@ -53,7 +53,7 @@ def run_floor(image: bytes) -> tuple[float, float, float, int, int]:
         fd = v.fd
         reason = ctypes.c_uint32.from_address(v.run_addr + field_offset(kvm_run, "exit_reason")[0])
         port = ctypes.c_uint16.from_address(v.run_addr + field_offset(kvm_run, "u.io.port")[0])
-        IO = ExitReason.IO.value
+        IO = ExitReason.IO
         head = m._ring.head if m._ring else None   # consume (discard) coalesced bytes, as cheaply as possible
         run, RUN = run_ioctl, int(Ioctl.RUN)   # the call pyvmm's loop makes
         exits = 0
