@@ -71,14 +71,31 @@ def register_dump(vcpu: Vcpu, memory: GuestMemory | None) -> str:
     return dump(vcpu, memory)
 
 
+class OutcomeKind(str):
+    """One Outcome: a string (its value) with the .name and .value an Enum member has; not an Enum, so that the
+    `enum` module stays off the launch path. Compare with `is` or ==."""
+
+    def __new__(cls, name: str, value: str) -> "OutcomeKind":
+        kind = str.__new__(cls, value)
+        kind.name = name
+        return kind
+
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"<Outcome.{self.name}: {str.__repr__(self)}>"
+
+
 class Outcome:
-    """How a run ended (plain strings, compared with `is` or ==: the `enum` module stays off the launch path)."""
-    EXIT = "debug-exit"        # guest wrote to port 0xf4
-    POWEROFF = "power-off"
-    RESET = "reset"
-    FATAL = "fatal"
-    TIMEOUT = "timeout"
-    QUIT = "quit"              # the user asked (ctrl-a x)
+    """How a run ended."""
+    EXIT = OutcomeKind("EXIT", "debug-exit")        # guest wrote to port 0xf4
+    POWEROFF = OutcomeKind("POWEROFF", "power-off")
+    RESET = OutcomeKind("RESET", "reset")
+    FATAL = OutcomeKind("FATAL", "fatal")
+    TIMEOUT = OutcomeKind("TIMEOUT", "timeout")
+    QUIT = OutcomeKind("QUIT", "quit")              # the user asked (ctrl-a x)
 
 
 @record(frozen=True)

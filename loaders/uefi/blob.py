@@ -17,14 +17,14 @@ Two flags are decided here rather than copied:
 
 from __future__ import annotations
 
-import enum
 import struct
-from ..record import field, record
 
 from ..errors import LoadError
+from ..named import Named
+from ..record import field, record
 
 
-class BlobType(enum.IntEnum):
+class BlobType(Named):
     STRUCTURE_COUNT = 0x00
     BIOS_INFORMATION = 0x01
     SRAT = 0x02
@@ -68,7 +68,7 @@ class BlobType(enum.IntEnum):
     PCIE_BAR_APERTURES = 0x28
 
 
-class Flags(enum.IntFlag):
+class Flags(Named):
     """config::Flags bit positions (single-bit fields; console and memory_protection are 2-bit fields)."""
     SERIAL_CONTROLLERS_ENABLED = 1 << 0
     PAUSE_AFTER_BOOT_FAILURE = 1 << 1

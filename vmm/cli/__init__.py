@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from .. import __version__
 from .errors import UsageError, exit_status_for
 
-EPILOG = ("Subcommands: 'pyvmm igvm dump|plan|build-linux|build-uefi ...' (see 'pyvmm igvm --help'). "
+EPILOG = ("Subcommands: 'pyvmm igvm dump|plan|diff|build-linux|build-uefi ...' (see 'pyvmm igvm --help'). "
           "Exit status: guest debug-exit V on port 0xf4 -> (V<<1)|1; power-off -> 0; bad input -> 2; "
           "fatal guest or KVM error -> 3; --timeout -> 124.")
 
