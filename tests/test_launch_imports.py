@@ -32,7 +32,7 @@ STDLIB = {
 # pyvmm's own modules: everything from the command line to a guest's exit (--igvm).
 PROJECT = {
     "chipset", "chipset.acpi_pm", "chipset.bus", "chipset.debug_exit", "chipset.fw_cfg", "chipset.i8042",
-    "chipset.misc_ports", "chipset.ram", "chipset.uart16550",
+    "chipset.misc_ports", "chipset.ram", "chipset.uart16550", "chipset.vmfwupdate",
     "kvm", "kvm.coalesced", "kvm.errors", "kvm.ioctl", "kvm.mman", "kvm.system", "kvm.uapi", "kvm.vcpu", "kvm.vm",
     "loaders", "loaders.acpi", "loaders.acpi.table_loader", "loaders.acpi.tables", "loaders.elf_symbols",
     "loaders.errors", "loaders.igvm", "loaders.igvm.constants", "loaders.igvm.load", "loaders.igvm.model",
@@ -41,7 +41,7 @@ PROJECT = {
     "loaders.record",
     "vmm", "vmm.cli", "vmm.cli.errors", "vmm.cli.options", "vmm.cli.run", "vmm.console", "vmm.cpu_model",
     "vmm.files", "vmm.fw_cfg", "vmm.host", "vmm.igvm_source", "vmm.launch", "vmm.machine", "vmm.memory",
-    "vmm.pc_layout", "vmm.sizes", "vmm.status", "vmm.vcpu_setup",
+    "vmm.pc_layout", "vmm.sizes", "vmm.status", "vmm.vcpu_setup", "vmm.vmfwupdate",
 }
 
 # Runs main(argv) in a bare interpreter and writes the modules it added to sys.modules, as JSON, to argv[1].

@@ -66,12 +66,15 @@ def plan_text(igvm: str | os.PathLike | bytes, *, label: str | None = None, memo
 
 def run_igvm(igvm: str | os.PathLike | bytes, *, memory: int | str = "1G", cpus: int = 1, cmdline: str | None = None,
              igvm_type: str | None = None, platform: str | None = None, timeout: float | None = 30.0,
-             no_reboot: bool = True, serial_input: bytes = b"", fw_cfg: dict[str, bytes] | None = None) -> GuestOutput:
+             no_reboot: bool = True, serial_input: bytes = b"", fw_cfg: dict[str, bytes] | None = None,
+             vmfwupdate: bool = True) -> GuestOutput:
     """Launch an IGVM (a path, or the file's bytes) as `pyvmm --igvm` would and run it to its end.
 
     Raises LoadError for a file pyvmm refuses (the message is the one the CLI prints). A guest reset ends
-    the run unless no_reboot is False; a timeout ends it with Outcome.TIMEOUT (status 124). fw_cfg adds files
-    (name -> bytes) to the machine's fw_cfg, like --fw-cfg.
+    the run unless no_reboot is False (a reset that applies a vmfwupdate request continues into the new
+    firmware either way); a timeout ends it with Outcome.TIMEOUT (status 124). fw_cfg adds files
+    (name -> bytes) to the machine's fw_cfg, like --fw-cfg; vmfwupdate=False leaves etc/vmfwupdate out, like
+    --no-vmfwupdate.
 
     The finished VM is closed by a background thread (vmm.teardown), so a suite of launches does not wait for
     the kernel to destroy each VM; vmm.teardown.drain() waits until every one is closed.
@@ -88,8 +91,8 @@ def run_igvm(igvm: str | os.PathLike | bytes, *, memory: int | str = "1G", cpus:
     from chipset.fw_cfg import FwCfgFile
 
     from .fw_cfg import fw_cfg_items
-    items = fw_cfg_items(mem, cpus, tuple(FwCfgFile(n, d) for n, d in (fw_cfg or {}).items()))
-    config = MachineConfig(memory=mem, cpus=cpus, serial_out=sink, fw_cfg=items)
+    items = fw_cfg_items(mem, cpus, tuple(FwCfgFile(n, d) for n, d in (fw_cfg or {}).items()), vmfwupdate=vmfwupdate)
+    config = MachineConfig(memory=mem, cpus=cpus, serial_out=sink, fw_cfg=items, vmfwupdate=vmfwupdate)
     first = [True]
 
     def on_machine(m) -> None:

@@ -1,7 +1,7 @@
 """The machine: one KVM VM with RAM, in-kernel irqchip and PIT, the chipset, and one thread per vCPU.
 
-A Machine runs once. A guest reset ends the run with Outcome.RESET; relaunching (a fresh Machine
-loaded from the same plan) is the caller's decision, see vmm.launch.
+A Machine runs once. A guest reset ends the run with Outcome.RESET; relaunching (a fresh Machine on the same
+guest RAM, loaded from the same plan or from a vmfwupdate image) is the caller's decision, see vmm.launch.
 """
 
 from __future__ import annotations
@@ -114,20 +114,26 @@ class MachineConfig:
     cpu: CpuModel = CpuModel()                          # --cpu: features cleared from KVM's supported CPUID
     symbols: Symbols | None = None                      # names for --trace rip (the ELF kernel's symtab)
     fw_cfg: FwCfgItems | None = None                    # None: the default set for memory and cpus (vmm.fw_cfg)
+    vmfwupdate: bool = True                             # the etc/vmfwupdate fw_cfg file (--no-vmfwupdate: False)
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
 
 class Machine:
     """A VM ready to load a plan and run; a context manager that releases every fd and mapping."""
 
-    def __init__(self, config: MachineConfig, kvm: Kvm | None = None) -> None:
+    def __init__(self, config: MachineConfig, kvm: Kvm | None = None, memory: GuestMemory | None = None) -> None:
+        """memory: guest RAM to run on (kept by the caller across resets); None: fresh RAM owned by this machine."""
         if not 1 <= config.cpus <= 255:
             raise ValueError(f"processor count {config.cpus} is outside 1..255")
+        if memory is not None and memory.size != config.memory:
+            raise ValueError(f"guest RAM is {memory.size:#x} bytes, the config says {config.memory:#x}")
         self.config = config
         self._own_kvm = kvm is None
         self.kvm = kvm or Kvm()
         self.vm = None
-        self.memory: GuestMemory | None = None
+        self._own_memory = memory is None
+        self.memory: GuestMemory | None = memory
+        self.vmfwupdate = None          # chipset.vmfwupdate.VmFwUpdate when the machine has the device
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
         self._result: RunResult | None = None
@@ -138,7 +144,6 @@ class Machine:
         self._emulation = None             # vmm.emulation.Emulation, made at the first emulation failure
         self._emulation_lock = threading.Lock()
         self._pause = None                 # vmm.pause.VcpuPause on a multi-vCPU machine
-        self._fresh = True
         try:
             self._build()
         except BaseException:
@@ -152,7 +157,8 @@ class Machine:
         self.vm = vm = kvm.create_vm()
         vm.set_tss_addr(PC.tss_addr)
         vm.set_identity_map_addr(PC.identity_map_addr)
-        self.memory = GuestMemory(cfg.memory)
+        if self.memory is None:
+            self.memory = GuestMemory(cfg.memory)
         for r in self.memory.regions:
             vm.add_memory(r.gpa, r.size, r.mapping.addr)
         vm.create_irqchip()
@@ -212,6 +218,10 @@ class Machine:
         if items is None:
             from .fw_cfg import fw_cfg_items
             items = fw_cfg_items(self.config.memory, self.config.cpus)
+        if self.config.vmfwupdate and items.file("etc/vmfwupdate") is None:
+            from chipset.vmfwupdate import VmFwUpdate
+            self.vmfwupdate = VmFwUpdate(self.memory.ranges(), log=self.config.log)
+            items = FwCfgItems(items.keys, [*items.files, self.vmfwupdate.file()])
         on_error = None
         if "exits" in self.config.trace:
             def on_error(why: str) -> None:
@@ -226,12 +236,13 @@ class Machine:
     def load(self, plan: LoadPlan) -> None:
         """Apply a plan: check it against RAM, then zero ranges, writes, parameter areas, VP registers.
 
-        LoadError (a ValueError) if anything overlaps or misses RAM. A fresh machine's RAM is already zero, so
-        zero ranges are only checked, not written (no host pages touched for them).
+        LoadError (a ValueError) if anything overlaps or misses RAM. RAM no load has touched is already zero, so
+        zero ranges are then only checked, not written (no host pages touched for them); RAM kept from an earlier
+        boot (a reset) gets them zeroed.
         """
         mem = self.memory
         plan.check(mem.ranges())
-        fresh, self._fresh = self._fresh, False
+        fresh, mem.untouched = mem.untouched, False
         if not fresh:
             for z in plan.zeros:
                 mem.zero(z.gpa, z.size)
@@ -465,7 +476,8 @@ class Machine:
             self.vm.close()
             self.vm = None
         if self.memory is not None:
-            self.memory.close()
+            if self._own_memory:
+                self.memory.close()
             self.memory = None
         if self._own_kvm and self.kvm is not None:
             self.kvm.close()
