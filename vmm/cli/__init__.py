@@ -27,8 +27,9 @@ OPTIONS: tuple[tuple[tuple[str, ...], str, str, object, tuple[str, ...] | None, 
                      str | None], ...] = (
     (("--igvm",), "igvm", "store", None, None, None, "SPEC",
      "an IGVM file: FILE, path=FILE, or type=uefi|linux,path=FILE", "what to boot"),
-    (("--igvm-platform",), "igvm_platform", "store", None, ("native", "vsm_isolation"), None, "NAME",
-     "which of the file's platforms to launch: native or vsm_isolation (default: native if the file has it)",
+    (("--igvm-platform",), "igvm_platform", "store", None, ("native", "vsm_isolation", "sev_snp", "tdx"), None, "NAME",
+     "which of the file's platforms to launch: native or vsm_isolation (default: native if the file has it); "
+     "sev_snp or tdx run that platform's directives as an ordinary, non-confidential guest for debugging",
      "what to boot"),
     (("--igvm-relocation",), "igvm_relocation", "store", "file", None, None, "file|auto|absolute=ADDR",
      "where relocatable IGVM images go; only 'file' (the file's own addresses) is supported", "what to boot"),
