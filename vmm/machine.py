@@ -1,7 +1,7 @@
 """The machine: one KVM VM with RAM, in-kernel irqchip and PIT, the chipset, and one thread per vCPU.
 
-A Machine runs once. A guest reset ends the run with Outcome.RESET; relaunching (a fresh Machine
-loaded from the same plan) is the caller's decision, see vmm.launch.
+A Machine runs once. A guest reset ends the run with Outcome.RESET; relaunching (a fresh Machine on the same
+guest RAM, loaded from the same plan or from a vmfwupdate image) is the caller's decision, see vmm.launch.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from chipset.i8042 import I8042
 from chipset.uart16550 import Uart16550
 from kvm import Kvm, KvmError, Vcpu, install_kick_handler
 from kvm.ioctl import run_ioctl, thread_errno
-from kvm.uapi import (IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, PAGE_SIZE, PIO_PAGE_OFFSET, Cap,
-                      ExitReason, Ioctl, MpState, SystemEvent, field_offset, kvm_run)
+from kvm.uapi import (IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, PAGE_SIZE,
+                      PIO_PAGE_OFFSET, Cap, ExitReason, Ioctl, MpState, SystemEvent, field_offset, kvm_run)
 from loaders.elf_symbols import Symbols
 from loaders.errors import LoadError
 from loaders.plan import LoadPlan
 
 from . import status
 from .cpu_model import CpuModel, apply_cpu_model
-from .memory import GuestMemory
+from .memory import MMIO_HOLE_END, GuestMemory
 from .pc_layout import PC
 from .regdump import register_dump
 from .vcpu_setup import BOOT_MSRS, apply_vp_state, cpuid_for_vcpu, setup_lapic
@@ -46,6 +46,8 @@ def _run_index(path: str, width: int) -> int:
         raise AssertionError(f"kvm_run.{path} is {size} bytes at {offset}, not a {width}-byte index")
     return offset // width
 
+
+AMD_MEM_ENCRYPT_LEAF = 0x8000001F     # SME/SEV capabilities (AMD APM vol. 3, CPUID Fn8000_001F)
 
 # The kvm_run fields the vCPU loop reads, computed once at import.
 RUN_IMMEDIATE_EXIT = _run_index("immediate_exit", 1)
@@ -92,20 +94,26 @@ class MachineConfig:
     cpu: CpuModel = CpuModel()                          # --cpu: features cleared from KVM's supported CPUID
     symbols: Symbols | None = None                      # names for --trace rip (the ELF kernel's symtab)
     fw_cfg: FwCfgItems | None = None                    # None: the default set for memory and cpus (vmm.fw_cfg)
+    vmfwupdate: bool = True                             # the etc/vmfwupdate fw_cfg file (--no-vmfwupdate: False)
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
 
 class Machine:
     """A VM ready to load a plan and run; a context manager that releases every fd and mapping."""
 
-    def __init__(self, config: MachineConfig, kvm: Kvm | None = None) -> None:
+    def __init__(self, config: MachineConfig, kvm: Kvm | None = None, memory: GuestMemory | None = None) -> None:
+        """memory: guest RAM to run on (kept by the caller across resets); None: fresh RAM owned by this machine."""
         if not 1 <= config.cpus <= 255:
             raise ValueError(f"processor count {config.cpus} is outside 1..255")
+        if memory is not None and memory.size != config.memory:
+            raise ValueError(f"guest RAM is {memory.size:#x} bytes, the config says {config.memory:#x}")
         self.config = config
         self._own_kvm = kvm is None
         self.kvm = kvm or Kvm()
         self.vm = None
-        self.memory: GuestMemory | None = None
+        self._own_memory = memory is None
+        self.memory: GuestMemory | None = memory
+        self.vmfwupdate = None          # chipset.vmfwupdate.VmFwUpdate when the machine has the device
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
         self._result: RunResult | None = None
@@ -116,7 +124,6 @@ class Machine:
         self._emulation = None             # vmm.emulation.Emulation, made at the first emulation failure
         self._emulation_lock = threading.Lock()
         self._pause = None                 # vmm.pause.VcpuPause on a multi-vCPU machine
-        self._fresh = True
         try:
             self._build()
         except BaseException:
@@ -130,7 +137,8 @@ class Machine:
         self.vm = vm = kvm.create_vm()
         vm.set_tss_addr(PC.tss_addr)
         vm.set_identity_map_addr(PC.identity_map_addr)
-        self.memory = GuestMemory(cfg.memory)
+        if self.memory is None:
+            self.memory = GuestMemory(cfg.memory)
         for r in self.memory.regions:
             vm.add_memory(r.gpa, r.size, r.mapping.addr)
         vm.create_irqchip()
@@ -151,11 +159,13 @@ class Machine:
         self._add_fw_cfg()
 
         supported = kvm.supported_cpuid()
+        self._cpuids: list = []
         for i in range(cfg.cpus):
             v = vm.create_vcpu(i)
             cpuid = cpuid_for_vcpu(supported, i, cfg.cpus)
             apply_cpu_model(cpuid, cfg.cpu)
             v.set_cpuid(cpuid)
+            self._cpuids.append(cpuid)
             v.set_msrs(BOOT_MSRS)
             fpu = v.get_fpu()
             fpu.fcw, fpu.mxcsr = 0x37F, 0x1F80
@@ -190,6 +200,10 @@ class Machine:
         if items is None:
             from .fw_cfg import fw_cfg_items
             items = fw_cfg_items(self.config.memory, self.config.cpus)
+        if self.config.vmfwupdate and items.file("etc/vmfwupdate") is None:
+            from chipset.vmfwupdate import VmFwUpdate
+            self.vmfwupdate = VmFwUpdate(self.memory.ranges(), log=self.config.log)
+            items = FwCfgItems(items.keys, [*items.files, self.vmfwupdate.file()])
         on_error = None
         if "exits" in self.config.trace:
             def on_error(why: str) -> None:
@@ -204,15 +218,19 @@ class Machine:
     def load(self, plan: LoadPlan) -> None:
         """Apply a plan: check it against RAM, then zero ranges, writes, parameter areas, VP registers.
 
-        LoadError (a ValueError) if anything overlaps or misses RAM. A fresh machine's RAM is already zero, so
-        zero ranges are only checked, not written (no host pages touched for them).
+        LoadError (a ValueError) if anything overlaps or misses RAM. RAM no load has touched is already zero, so
+        zero ranges are then only checked, not written (no host pages touched for them); RAM kept from an earlier
+        boot (a reset) gets them zeroed.
         """
         mem = self.memory
+        if plan.top_ram and not mem.contains(MMIO_HOLE_END - plan.top_ram, plan.top_ram):
+            r = mem.add_region(MMIO_HOLE_END - plan.top_ram, plan.top_ram, "RAM below 4 GiB")
+            self.vm.add_memory(r.gpa, r.size, r.mapping.addr)
         plan.check(mem.ranges())
-        if not self._fresh:
+        fresh, mem.untouched = mem.untouched, False
+        if not fresh:
             for z in plan.zeros:
                 mem.zero(z.gpa, z.size)
-        self._fresh = False
         for w in plan.writes:
             mem.write(w.gpa, w.data)
         for p in plan.parameters:
@@ -221,6 +239,14 @@ class Machine:
             if p.data is None:
                 raise LoadError(f"{p.what} was never filled with host parameters")
             mem.write(p.gpa, p.data)
+            if not fresh and p.size > len(p.data):
+                mem.zero(p.gpa + len(p.data), p.size - len(p.data))   # the unwritten rest of the area is zero
+        if plan.hide_sev:
+            self._hide_sev()
+        if plan.snp_cpuid_pages:
+            from loaders.igvm.snp_cpuid import snp_cpuid_table
+            for gpa, template in plan.snp_cpuid_pages:
+                mem.write(gpa, snp_cpuid_table(template, self.cpuid_leaves()))
         if 0 not in plan.vps:
             raise LoadError("the load plan has no register state for VP 0")
         for index, vp in sorted(plan.vps.items()):
@@ -230,6 +256,20 @@ class Machine:
             apply_vp_state(vcpu, vp)
             if index:
                 vcpu.set_mp_state(MpState.RUNNABLE)
+
+    def cpuid_leaves(self, index: int = 0) -> list[tuple[int, int, bool, int, int, int, int]]:
+        """The CPUID vCPU `index` was given: (function, index, index matters, eax, ebx, ecx, edx) per leaf."""
+        return [(e.function, e.index, bool(e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX), e.eax, e.ebx, e.ecx, e.edx)
+                for e in self._cpuids[index]]
+
+    def _hide_sev(self) -> None:
+        """CPUID 0x8000001F (AMD memory encryption) all zero on every vCPU, before any runs: an SNP image launched
+        without SNP must see no SME/SEV, or Linux reads MSR_AMD64_SEV (0xC0010131), which KVM does not emulate."""
+        for vcpu, cpuid in zip(self.vm.vcpus, self._cpuids):
+            for e in cpuid:
+                if e.function == AMD_MEM_ENCRYPT_LEAF:
+                    e.eax = e.ebx = e.ecx = e.edx = 0
+            vcpu.set_cpuid(cpuid)
 
     # --- running ------------------------------------------------------------------------
     def serial_input(self, data: bytes) -> int:
@@ -423,7 +463,8 @@ class Machine:
             self.vm.close()
             self.vm = None
         if self.memory is not None:
-            self.memory.close()
+            if self._own_memory:
+                self.memory.close()
             self.memory = None
         if self._own_kvm and self.kvm is not None:
             self.kvm.close()

@@ -64,6 +64,7 @@ class GuestMemory:
 
     def __init__(self, size: int) -> None:
         self.size = size
+        self.untouched = True             # no plan was applied yet: every byte still reads as zero
         self.regions: list[Region] = []
         try:
             for gpa, n in ram_layout(size):
@@ -71,6 +72,14 @@ class GuestMemory:
         except BaseException:
             self.close()
             raise
+
+    def add_region(self, gpa: int, size: int, what: str) -> Region:
+        """More RAM at a fixed place (e.g. just below 4 GiB for a TDX image's reset vector); it must not overlap."""
+        if size <= 0 or (gpa | size) & 0xFFF or any(gpa < r.end and r.gpa < gpa + size for r in self.regions):
+            raise GuestMemoryError(f"{what} at {gpa:#x}-{gpa + size:#x} overlaps guest RAM or is not page-aligned")
+        region = Region(gpa, size, HostMapping(size, what=f"mmap {what}"))
+        self.regions.append(region)
+        return region
 
     def ranges(self) -> list[tuple[int, int]]:
         return [(r.gpa, r.size) for r in self.regions]
@@ -90,6 +99,11 @@ class GuestMemory:
             return True
         except GuestMemoryError:
             return False
+
+    def host_address(self, gpa: int, size: int) -> int:
+        """The host address of [gpa, gpa+size), which must lie in one RAM range (for ctypes.memmove)."""
+        r, off = self._find(gpa, size)
+        return r.mapping.addr + off
 
     def view(self, gpa: int, size: int) -> memoryview:
         """A writable view of guest RAM; valid until close(), so callers must not keep it."""

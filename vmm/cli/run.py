@@ -77,7 +77,7 @@ def run_command(args: argparse.Namespace) -> int:
     if reason is not None:
         raise UsageError(f"cannot use KVM: {reason}")
     config = MachineConfig(memory=memory, cpus=cpus, serial_out=out, trace=frozenset(args.trace), cpu=cpu,
-                           symbols=symbols, fw_cfg=fw_cfg)
+                           symbols=symbols, fw_cfg=fw_cfg, vmfwupdate=not args.no_vmfwupdate)
     return execute(config, source, args, interactive)
 
 
@@ -97,6 +97,9 @@ def make_source(args: argparse.Namespace, memory: int, cpus: int):
     check_relocation(spec, args.igvm_relocation)
     prepared = prepare_igvm(spec, memory, cpus, args.cmdline, args.igvm_platform)
     plan = prepared.plan
+    if args.igvm_platform in ("sev_snp", "tdx"):
+        from loaders.igvm.cc_launch import NO_CONFIDENTIALITY
+        print(NO_CONFIDENTIALITY[prepared.platform.platform_type.name], file=sys.stderr)
     return lambda machine: plan
 
 
@@ -109,7 +112,7 @@ def fw_cfg_for(args: argparse.Namespace, memory: int, cpus: int, files: tuple):
         initrd = read_file(args.initrd) if args.initrd else None
         kernel_keys, kernel_files = linux_boot_items(read_file(args.kernel), initrd, args.cmdline or "", memory)
     try:
-        return fw_cfg_items(memory, cpus, files, kernel_keys, kernel_files)
+        return fw_cfg_items(memory, cpus, files, kernel_keys, kernel_files, vmfwupdate=not args.no_vmfwupdate)
     except ValueError as e:
         raise UsageError(f"--fw-cfg: {e}") from None
 
