@@ -91,6 +91,9 @@ class MachineConfig:
     cpu: CpuModel = CpuModel()                          # --cpu: features cleared from KVM's supported CPUID
     symbols: Symbols | None = None                      # names for --trace rip (the ELF kernel's symtab)
     fw_cfg: FwCfgItems | None = None                    # None: the default set for memory and cpus (vmm.fw_cfg)
+    firmware: bytes | None = None                       # --bios: a ROM image mapped to end at 4 GiB (vmm.firmware)
+    firmware_window: int = 0                            # bytes of firmware window without an image (an IGVM fills it)
+    debugcon: Callable[[bytes], None] | None = None     # --debugcon: port 0x402's sink; None: the port is unassigned
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
 
@@ -105,6 +108,7 @@ class Machine:
         self.kvm = kvm or Kvm()
         self.vm = None
         self.memory: GuestMemory | None = None
+        self.window = None             # vmm.firmware.FirmwareWindow, with --bios or a firmware IGVM
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
         self._result: RunResult | None = None
@@ -113,6 +117,7 @@ class Machine:
         self.rip_samples: list[list[int]] = [[] for _ in range(config.cpus)]   # --trace rip
         self._want_sample = [False] * config.cpus
         self._unknown_mmio: set[int] = set()
+        self._pm_at: int | None = None
         self._fresh = True
         try:
             self._build()
@@ -128,8 +133,7 @@ class Machine:
         vm.set_tss_addr(PC.tss_addr)
         vm.set_identity_map_addr(PC.identity_map_addr)
         self.memory = GuestMemory(cfg.memory)
-        for r in self.memory.regions:
-            vm.add_memory(r.gpa, r.size, r.mapping.addr)
+        self._add_memory()
         vm.create_irqchip()
         vm.set_gsi_routing(pc_gsi_routes())
         vm.create_pit2()
@@ -144,6 +148,7 @@ class Machine:
         self.debug_exit = DebugExit(on_exit=lambda status: self.request_stop(Outcome.EXIT, status))
         self.bus.register(PC.debug_exit_port, 1, self.debug_exit, "debug-exit")
         self._add_platform_devices()
+        self._add_pci()
         self._add_fw_cfg()
 
         supported = kvm.supported_cpuid()
@@ -164,16 +169,76 @@ class Machine:
             vm.register_coalesced(PC.com1_port, 1, pio=True)
             self._ring = vm.open_coalesced_ring(ring_page)
 
+    def _add_memory(self) -> None:
+        """RAM slots, and with firmware the read-only window ending at 4 GiB plus its alias below 1 MiB (the RAM
+        under the alias is cut out of the RAM slot: KVM slots may not overlap)."""
+        cfg = self.config
+        regions = [(r.gpa, r.size, r.mapping.addr) for r in self.memory.regions]
+        size = len(cfg.firmware) if cfg.firmware is not None else cfg.firmware_window
+        hole = None
+        if size:
+            from .firmware import FirmwareWindow, ram_slots
+            self.window = FirmwareWindow(max(size, cfg.firmware_window), cfg.firmware)
+            hole = PC.low_rom_alias
+            regions = ram_slots(regions, hole)
+        for gpa, n, addr in regions:
+            self.vm.add_memory(gpa, n, addr)
+        if self.window is not None:
+            readonly = bool(self.kvm.check_extension(Cap.READONLY_MEM))  # without it, a writable window (QEMU's too)
+            for gpa, n, addr in self.window.slots(hole):
+                self.vm.add_memory(gpa, n, addr, readonly=readonly)
+
     def _add_platform_devices(self) -> None:
-        """Ports every PC guest touches: POST/io-delay, fast A20, reset control, ACPI PM (power-off)."""
+        """Ports every PC guest touches: POST/io-delay, fast A20, reset control, CMOS/RTC, the debug console."""
+        from chipset.cmos import Cmos
         from chipset.misc_ports import FastA20, PostCode, ResetControl
+        from .memory import ram_layout
         reset = lambda: self.request_stop(Outcome.RESET, 0, "guest reset")  # noqa: E731
         self.bus.register(PC.post_port, 1, PostCode(), "POST code")
         self.bus.register(PC.a20_port, 1, FastA20(), "fast A20")
         self.bus.register(PC.reset_port, 1, ResetControl(reset=reset), "reset control")
+        ram = ram_layout(self.config.memory)
+        self.cmos = Cmos(ram[0][1], sum(n for gpa, n in ram[1:]), self.config.cpus)
+        self.bus.register(PC.cmos_port, 2, self.cmos, "CMOS/RTC")
+        if self.config.debugcon is not None:
+            from chipset.debugcon import DebugCon
+            self.bus.register(PC.debugcon_port, 1, DebugCon(self.config.debugcon), "debug console")
+
+    def _add_pci(self) -> None:
+        """PCI bus 0 through configuration mechanism #1: the i440FX host bridge, the PIIX3 ISA bridge and the PIIX4
+        PM function, whose ACPI block (power-off, PM timer, SCI) moves where the guest puts PMBA. With firmware
+        the PM function starts as QEMU's does (firmware programs it); otherwise pyvmm plays the firmware."""
         from chipset.acpi_pm import AcpiPm
-        self.bus.register(PC.pm_base, PC.pm_length, AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, 0, "guest powered off "
-                                                                                "(ACPI S5)")), "ACPI PM")
+        from chipset.i440fx import I440fxHost
+        from chipset.pci import PciConf1
+        from chipset.piix3 import Piix3Isa
+        from chipset.piix4_pm import Piix4Pm
+        self.pci = pci = PciConf1()
+        self.bus.register(PC.pci_conf_port, 1, pci.address_port, "PCI conf1 address")
+        self.bus.register(PC.pci_data_port, 4, pci.data_port, "PCI conf1 data")
+        self.acpi_pm = AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, 0, "guest powered off (ACPI S5)"),
+                              s5_slp_typ=PC.s5_slp_typ, sci=lambda level: self.vm.irq_line(PC.sci_irq, level))
+        pci.add(0, 0, I440fxHost())
+        pci.add(PC.piix_device, 0, Piix3Isa())
+        firmware = self.window is not None
+        pci.add(PC.piix_device, PC.piix_pm_function,
+                Piix4Pm(self._map_pm, enabled_at=None if firmware else PC.pm_base))
+
+    def _map_pm(self, base: int | None) -> None:
+        """Where the PIIX4 PM block decodes now (the guest wrote PMBA or PMREGMISC); a base that collides with
+        another device leaves the block off, as nothing can decode one port twice."""
+        old = self._pm_at
+        if old is not None:
+            self.bus.unregister(old)
+            self._pm_at = None
+        if base is None:
+            return
+        try:
+            self.bus.register(base, PC.pm_length, self.acpi_pm, "ACPI PM")
+            self._pm_at = base
+        except ValueError as e:
+            if "exits" in self.config.trace:
+                self.config.log(f"pyvmm: trace: PIIX4 PM block not mapped: {e}")
 
     def _add_fw_cfg(self) -> None:
         """QEMU's fw_cfg at its selector port, served from the config's item set (built fresh per machine, so writes do not
@@ -199,14 +264,17 @@ class Machine:
         LoadError (a ValueError) if anything overlaps or misses RAM. A fresh machine's RAM is already zero, so
         zero ranges are only checked, not written (no host pages touched for them).
         """
-        mem = self.memory
-        plan.check(mem.ranges())
+        mem, window = self.memory, self.window
+        plan.check(self.load_ranges())
         if not self._fresh:
             for z in plan.zeros:
                 mem.zero(z.gpa, z.size)
         self._fresh = False
         for w in plan.writes:
-            mem.write(w.gpa, w.data)
+            if window is not None and window.contains(w.gpa, len(w.data)):
+                window.write(w.gpa, w.data)
+            else:
+                mem.write(w.gpa, w.data)
         for p in plan.parameters:
             if p.gpa is None:
                 continue
@@ -222,6 +290,15 @@ class Machine:
             apply_vp_state(vcpu, vp)
             if index:
                 vcpu.set_mp_state(MpState.RUNNABLE)
+
+    def load_ranges(self) -> list[tuple[int, int]]:
+        """Where a plan may write: RAM (less the ROM alias below 1 MiB) and the firmware window."""
+        ranges = self.memory.ranges()
+        if self.window is None:
+            return ranges
+        from .firmware import ram_slots
+        return [(g, n) for g, n, _ in ram_slots([(g, n, 0) for g, n in ranges], PC.low_rom_alias)] + \
+            [(self.window.gpa, self.window.size)]
 
     # --- running ------------------------------------------------------------------------
     def serial_input(self, data: bytes) -> int:
@@ -350,6 +427,8 @@ class Machine:
             mmio = run.u.mmio
             if not mmio.is_write:
                 ctypes.memset(ctypes.addressof(mmio.data), 0xFF, 8)   # nothing decodes there: read all-ones
+            elif self.window is not None and self._rom_write(mmio.phys_addr, mmio.len):
+                return False
             if "exits" in self.config.trace and mmio.phys_addr not in self._unknown_mmio:
                 self._unknown_mmio.add(mmio.phys_addr)
                 self.config.log(f"pyvmm: trace: unclaimed MMIO {'write' if mmio.is_write else 'read'} "
@@ -389,6 +468,19 @@ class Machine:
         self.request_stop(Outcome.FATAL, 3, msg + "\n" + register_dump(vcpu, self.memory))
         return True
 
+    def _rom_write(self, gpa: int, size: int) -> bool:
+        """A write to the read-only firmware window or its alias: ignored, as QEMU does; told once under --trace."""
+        w = self.window
+        a0, asize = PC.low_rom_alias
+        if not (w.contains(gpa, size) or a0 <= gpa < a0 + asize):
+            return False
+        if not w.reported_write:
+            w.reported_write = True
+            if "exits" in self.config.trace:
+                self.config.log(f"pyvmm: trace: guest write to the firmware ROM at {gpa:#x} ({size} bytes) ignored "
+                                f"(reported once)")
+        return True
+
     # --- teardown -----------------------------------------------------------------------
     def close(self) -> None:
         """Release vCPUs, the VM, guest RAM and (if owned) /dev/kvm, in that order."""
@@ -399,6 +491,9 @@ class Machine:
         if self.memory is not None:
             self.memory.close()
             self.memory = None
+        if self.window is not None:
+            self.window.close()
+            self.window = None
         if self._own_kvm and self.kvm is not None:
             self.kvm.close()
             self.kvm = None
