@@ -28,6 +28,7 @@ class PreparedIgvm:
     platform: object      # loaders.igvm.SupportedPlatform
     plan: object          # loaders.plan.LoadPlan, parameters filled and checked against the machine's RAM
     host: object          # loaders.igvm.parameters.HostInfo
+    firmware_window: int = 0   # bytes of firmware window ending at 4 GiB the file's pages need (vmm.firmware)
 
 
 def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = None,
@@ -37,6 +38,7 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
     from loaders.igvm.load import choose_platform, igvm_plan
     from loaders.igvm.parameters import fill_parameters
 
+    from .firmware import FOUR_GIB, window_for
     from .host import host_info
     from .files import read_file
     if raw is None:
@@ -47,7 +49,8 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
         plan = igvm_plan(f, chosen)
         host = host_info(memory, cpus, cmdline)
         fill_parameters(plan, host)
-        plan.check(host.ram)
+        window = window_for([(start, end) for start, end, _ in plan.ranges()])
+        plan.check(host.ram + ([(FOUR_GIB - window, window)] if window else []))
         if spec.type == "uefi":
             from loaders.uefi.typed import apply_uefi
             apply_uefi(plan, chosen.platform_type, host, UEFI_BLOB_MMIO)
@@ -57,4 +60,4 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
             apply_linux(plan, host, PC)
     except LoadError as e:
         raise LoadError(f"{spec.path}: {e}") from None
-    return PreparedIgvm(spec.path, f, chosen, plan, host)
+    return PreparedIgvm(spec.path, f, chosen, plan, host, window)

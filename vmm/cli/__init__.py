@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
                           "(default: native if the file has it)")
     src.add_argument("--igvm-relocation", default="file", metavar="file|auto|absolute=ADDR",
                      help="where relocatable IGVM images go; only 'file' (the file's own addresses) is supported")
+    src.add_argument("--bios", metavar="FILE",
+                     help="a firmware ROM (e.g. OVMF.fd) mapped read-only to end at 4 GiB, as QEMU's -bios; the "
+                          "boot processor starts at the reset vector")
     src.add_argument("--kernel", metavar="FILE", help="Linux bzImage or vmlinux for direct boot")
     src.add_argument("--initrd", metavar="FILE", help="initial ramdisk for --kernel or type=linux")
     p.add_argument("-m", "--memory", default="1G", metavar="SIZE",
@@ -45,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
                         "/proc/cpuinfo (e.g. host,-xsave,-popcnt); clearing one clears what depends on it")
     p.add_argument("--cmdline", metavar="TEXT", help="kernel command line (replaces the file's default)")
     p.add_argument("--serial", default="stdio", metavar="stdio|file:PATH|none", help="where COM1 goes (default stdio)")
+    p.add_argument("--debugcon", metavar="FILE", help="write what the guest sends to port 0x402 (QEMU's -debugcon)")
     p.add_argument("--fw-cfg", action="append", default=[], metavar="name=opt/N,file=P|string=S",
                    help="add a fw_cfg file (repeatable)")
     p.add_argument("--no-reboot", action="store_true", help="end the run when the guest resets (status 0)")
