@@ -93,3 +93,36 @@ def ram_slots(regions: list[tuple[int, int, int]], hole: tuple[int, int] | None)
         if h1 < end:
             out.append((h1, end - h1, addr + h1 - gpa))
     return out
+
+
+class GuestView:
+    """Guest-physical reads over RAM and the firmware window (and its alias), for the register dump and for
+    anything that fetches guest code or data in the VMM; writes reach RAM only, the ROM ignores them."""
+
+    def __init__(self, memory, window: FirmwareWindow, alias: tuple[int, int]) -> None:
+        self.memory = memory
+        self.window = window
+        a_size = min(alias[1], window.size)
+        self.alias = (alias[0] + alias[1] - a_size, a_size)
+
+    def _rom_offset(self, gpa: int, size: int) -> int | None:
+        w = self.window
+        if w.contains(gpa, size):
+            return gpa - w.gpa
+        a0, an = self.alias
+        if a0 <= gpa and gpa + size <= a0 + an:
+            return w.size - an + gpa - a0
+        return None
+
+    def contains(self, gpa: int, size: int) -> bool:
+        return self._rom_offset(gpa, size) is not None or self.memory.contains(gpa, size)
+
+    def read(self, gpa: int, size: int) -> bytes:
+        off = self._rom_offset(gpa, size)
+        if off is None:
+            return self.memory.read(gpa, size)
+        return bytes(self.window.mapping.view[off:off + size])
+
+    def write(self, gpa: int, data: bytes) -> None:
+        if self._rom_offset(gpa, len(data)) is None:
+            self.memory.write(gpa, data)

@@ -34,6 +34,7 @@ from .pc_layout import PC
 from .regdump import register_dump
 from .vcpu_setup import BOOT_MSRS, apply_vp_state, cpuid_for_vcpu, setup_lapic
 
+RESET_IP = 0xFFF0             # IP after an x86 reset (with CS base 0xFFFF0000: the reset vector 0xFFFFFFF0)
 DRAIN_INTERVAL = 0.02          # seconds between drains of the coalesced ring while vCPUs sit in HLT
 
 
@@ -94,6 +95,7 @@ class MachineConfig:
     firmware: bytes | None = None                       # --bios: a ROM image mapped to end at 4 GiB (vmm.firmware)
     firmware_window: int = 0                            # bytes of firmware window without an image (an IGVM fills it)
     debugcon: Callable[[bytes], None] | None = None     # --debugcon: port 0x402's sink; None: the port is unassigned
+    milestones: object | None = None                    # vmm.milestones.Milestones (--trace milestones)
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
 
@@ -109,6 +111,7 @@ class Machine:
         self.vm = None
         self.memory: GuestMemory | None = None
         self.window = None             # vmm.firmware.FirmwareWindow, with --bios or a firmware IGVM
+        self.guest = None              # guest-physical reads: RAM, or RAM and the window (vmm.firmware.GuestView)
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
         self._result: RunResult | None = None
@@ -132,7 +135,7 @@ class Machine:
         self.vm = vm = kvm.create_vm()
         vm.set_tss_addr(PC.tss_addr)
         vm.set_identity_map_addr(PC.identity_map_addr)
-        self.memory = GuestMemory(cfg.memory)
+        self.memory = self.guest = GuestMemory(cfg.memory)
         self._add_memory()
         vm.create_irqchip()
         vm.set_gsi_routing(pc_gsi_routes())
@@ -140,6 +143,10 @@ class Machine:
 
         self.bus = PortBus(on_unknown=self._on_unknown_port if "exits" in cfg.trace else None)
         out = cfg.serial_out or (lambda data: None)
+        if cfg.milestones is not None:
+            def out(data: bytes, sink=out, watch=cfg.milestones.serial) -> None:
+                watch(data)
+                sink(data)
         self.uart = Uart16550(irq=vm.irq_line, line=PC.com1_irq, output=out)
         self.bus.register(PC.com1_port, 8, self.uart, "COM1 16550A")
         self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, 0, "guest reset through the i8042"),
@@ -150,6 +157,8 @@ class Machine:
         self._add_platform_devices()
         self._add_pci()
         self._add_fw_cfg()
+        if cfg.milestones is not None:
+            self._watch_milestones(cfg.milestones)
 
         supported = kvm.supported_cpuid()
         for i in range(cfg.cpus):
@@ -184,6 +193,8 @@ class Machine:
         for gpa, n, addr in regions:
             self.vm.add_memory(gpa, n, addr)
         if self.window is not None:
+            from .firmware import GuestView
+            self.guest = GuestView(self.memory, self.window, PC.low_rom_alias)
             readonly = bool(self.kvm.check_extension(Cap.READONLY_MEM))  # without it, a writable window (QEMU's too)
             for gpa, n, addr in self.window.slots(hole):
                 self.vm.add_memory(gpa, n, addr, readonly=readonly)
@@ -253,6 +264,28 @@ class Machine:
                 self.config.log(f"pyvmm: trace: fw_cfg: {why}")
         self.fw_cfg = FwCfg(self.memory, items, on_error=on_error)
         self.bus.register(PC.fw_cfg_port, PC.fw_cfg_ports, self.fw_cfg, "fw_cfg")
+
+    def _watch_milestones(self, ms) -> None:
+        """Wrap the PCI data port and fw_cfg so their milestone accesses are noted (--trace milestones only)."""
+        from .milestones import FW_CFG_SIGNATURE, HOST_BRIDGE, WatchPorts
+        pci = self.pci
+
+        def pci_read(offset: int, size: int) -> None:
+            if pci.address & 0x80FFFFFC == 1 << 31:         # enabled, bus 0, 00:00.0, register 0 (vendor/device)
+                ms.reach(HOST_BRIDGE)
+        self.bus.unregister(PC.pci_data_port)
+        self.bus.register(PC.pci_data_port, 4, WatchPorts(pci.data_port, on_read=pci_read), "PCI conf1 data")
+        selected = [None]
+
+        def fw_write(offset: int, size: int, value: int) -> None:
+            if offset == 0:
+                selected[0] = value
+
+        def fw_read(offset: int, size: int) -> None:
+            if offset == 1 and selected[0] == 0:            # the data port with key 0 (the signature) selected
+                ms.reach(FW_CFG_SIGNATURE)
+        self.bus.unregister(PC.fw_cfg_port)
+        self.bus.register(PC.fw_cfg_port, PC.fw_cfg_ports, WatchPorts(self.fw_cfg, fw_read, fw_write), "fw_cfg")
 
     def _on_unknown_port(self, port: int, is_write: bool, size: int) -> None:
         self.config.log(f"pyvmm: trace: unclaimed port {port:#06x} ({'write' if is_write else 'read'}, {size} bytes)")
@@ -324,6 +357,8 @@ class Machine:
         for t in threads:
             t.start()
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self.config.milestones is not None:
+            self.config.milestones.started()
         sample = "rip" in self.config.trace
         while not self._stop.wait(DRAIN_INTERVAL):
             self.drain_serial()
@@ -377,6 +412,8 @@ class Machine:
         fd, run, RUN = vcpu.fd, run_ioctl, int(Ioctl.RUN)   # plain ints: run_ioctl has no argtypes
         errno_now = thread_errno()          # this vCPU thread's errno, read after a KVM_RUN that failed
         pio = self.bus.pio
+        if self.config.milestones is not None:
+            pio = self._first_exit_noted(pio)
         stopping = self._stop.is_set
         ring = self._ring.head if self._ring is not None else None   # the coalesced ring's (first, last), or None
         drain, transmit = (self._ring.drain_bytes, self.uart.transmit) if ring is not None else (None, None)
@@ -420,9 +457,24 @@ class Machine:
             vcpu.detach_thread()
             self.exit_counts[vcpu.index] = exits
 
+    def _first_exit_noted(self, pio):
+        """The bus's pio() that notes the reset-vector milestone at the first port exit (--trace milestones)."""
+        from .milestones import RESET_VECTOR
+        reach = self.config.milestones.reach
+
+        def noted(port, size, count, is_write, data):
+            reach(RESET_VECTOR)
+            pio(port, size, count, is_write, data)
+        return noted
+
     def _exit(self, vcpu: Vcpu, reason: int) -> bool:
         """Every exit but port I/O; True when this vCPU must stop."""
         run = vcpu.run
+        ms = self.config.milestones
+        if ms is not None and vcpu.index == 0 and reason not in (ExitReason.INTR, ExitReason.IRQ_WINDOW_OPEN):
+            from .milestones import RESET_VECTOR
+            if RESET_VECTOR not in ms.reached and vcpu.get_regs().rip != RESET_IP:
+                ms.reach(RESET_VECTOR)
         if reason == ExitReason.MMIO:
             mmio = run.u.mmio
             if not mmio.is_write:
@@ -437,7 +489,7 @@ class Machine:
         if reason in (ExitReason.INTR, ExitReason.IRQ_WINDOW_OPEN):
             return False
         if reason == ExitReason.SHUTDOWN:
-            dump = register_dump(vcpu, self.memory)
+            dump = register_dump(vcpu, self.guest)
             self.request_stop(Outcome.RESET, 0, f"vCPU {vcpu.index}: triple fault (KVM_EXIT_SHUTDOWN); the guest "
                                                 f"resets\n{dump}")
             return True
@@ -449,7 +501,7 @@ class Machine:
                 self.request_stop(Outcome.RESET, 0, "guest reset")
             else:
                 self.request_stop(Outcome.FATAL, 3, f"vCPU {vcpu.index}: guest crash event ({kind})\n"
-                                                    + register_dump(vcpu, self.memory))
+                                                    + register_dump(vcpu, self.guest))
             return True
         if reason == ExitReason.HLT:
             self.request_stop(Outcome.FATAL, 3, f"vCPU {vcpu.index}: halted with no interrupt controller to wake it")
@@ -465,7 +517,7 @@ class Machine:
         else:
             name = ExitReason(reason).name if reason in ExitReason._value2member_map_ else str(reason)
             msg = f"vCPU {vcpu.index}: unexpected KVM exit {name}"
-        self.request_stop(Outcome.FATAL, 3, msg + "\n" + register_dump(vcpu, self.memory))
+        self.request_stop(Outcome.FATAL, 3, msg + "\n" + register_dump(vcpu, self.guest))
         return True
 
     def _rom_write(self, gpa: int, size: int) -> bool:
@@ -488,6 +540,7 @@ class Machine:
         if self.vm is not None:
             self.vm.close()
             self.vm = None
+        self.guest = None
         if self.memory is not None:
             self.memory.close()
             self.memory = None

@@ -53,9 +53,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="add a fw_cfg file (repeatable)")
     p.add_argument("--no-reboot", action="store_true", help="end the run when the guest resets (status 0)")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop the guest after SECONDS (status 124)")
-    p.add_argument("--trace", action="append", default=[], choices=["exits", "rip"],
+    p.add_argument("--trace", action="append", default=[], choices=["exits", "rip", "milestones"],
                    help="'exits': log unclaimed ports/MMIO once each and exit counts at the end; 'rip': sample "
-                        "each vCPU's RIP every 20 ms and log where the guest spent its time")
+                        "each vCPU's RIP every 20 ms and log where the guest spent its time; 'milestones': log "
+                        "when firmware reaches its reset vector, the PCI host bridge, fw_cfg, COM1 and the shell")
     p.add_argument("--symbols", metavar="ELF", help="name --trace rip samples from this ELF's symbol table "
                                                     "(default: the --kernel file when it is an ELF vmlinux)")
     return p

@@ -78,6 +78,9 @@ def run_command(args: argparse.Namespace) -> int:
                            symbols=_symbols(args) if "rip" in args.trace else None,
                            fw_cfg=fw_cfg_for(args, memory, cpus, files), firmware=firmware,
                            firmware_window=window, debugcon=debugcon)
+    if "milestones" in args.trace:
+        from ..milestones import Milestones
+        config.milestones = Milestones(config.log)
     return execute(config, source, args, interactive)
 
 
@@ -130,20 +133,18 @@ def fw_cfg_for(args: argparse.Namespace, memory: int, cpus: int, files: tuple):
 
 def execute(config, source, args: argparse.Namespace, interactive: bool) -> int:
     """Launch with relaunch-on-reset, stdin wired to COM1, and the result mapped to an exit status."""
-    from ..console import StdinPump
+    from ..console import SerialFeed, StdinPump
     from ..launch import launch
     from ..machine import Outcome
 
-    current = [None]
+    feed = SerialFeed()
     pump = None
     if interactive:
-        pump = StdinPump(feed=lambda d: current[0] and current[0].serial_input(d),
-                         quit=lambda: current[0] and current[0].request_stop(Outcome.QUIT, status.OK,
-                                                                                     "quit (ctrl-a x)"))
+        pump = StdinPump(feed=feed.feed, quit=lambda: feed.machine and feed.machine.request_stop(
+            Outcome.QUIT, status.OK, "quit (ctrl-a x)"))
         pump.start()
     try:
-        result = launch(config, source, no_reboot=args.no_reboot, timeout=args.timeout,
-                        on_machine=lambda m: current.__setitem__(0, m))
+        result = launch(config, source, no_reboot=args.no_reboot, timeout=args.timeout, on_machine=feed.attach)
     finally:
         if pump:
             pump.restore()
