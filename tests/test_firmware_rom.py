@@ -69,3 +69,48 @@ def test_window_and_slots_arithmetic():
     assert window_for([(0xFEFFF000, 1 << 32)]) == 0                  # below the top 16 MiB: not firmware
     pieces = ram_slots([(0, 64 << 20, 0x7000_0000)], (0xE0000, 0x20000))
     assert pieces == [(0, 0xE0000, 0x7000_0000), (0x100000, (64 << 20) - 0x100000, 0x7010_0000)]
+
+
+def test_build_rom_layout_checked_by_igvm_dump(rom, tmp_path):
+    import json
+    image = b"\xff" * ROM_UNIT + rom                                  # 128 KiB: two 64 KiB units
+    (tmp_path / "rom.bin").write_bytes(image)
+    out = tmp_path / "rom.igvm"
+    p = subprocess.run([sys.executable, "-m", "vmm", "igvm", "build-rom", "--rom", str(tmp_path / "rom.bin"),
+                        "-o", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run([sys.executable, "-m", "vmm", "igvm", "dump", "--json", str(out)], capture_output=True, text=True)
+    info = json.loads(p.stdout)
+    assert info["file"]["version"] == 2
+    assert [(x["platform_type"], x["compatibility_mask"]) for x in info["platforms"]] == [("NATIVE", 1)]
+    assert info["totals"]["vp_contexts"] == 0 and info["totals"]["page_data"] == len(image) // 4096
+    runs = info["page_ranges"]
+    assert (runs[0]["first_gpa"], runs[-1]["end_gpa"]) == ((1 << 32) - len(image), 1 << 32)
+    assert all(r["data_type"] == "NORMAL" and r["flags"] == 0 for r in runs)
+    assert sum(r["pages"] for r in runs) == len(image) // 4096
+    from loaders.igvm import read_igvm
+    pages = {d.gpa: d.data for d in read_igvm(out.read_bytes()).directives}
+    rebuilt = b"".join(pages[g] or bytes(4096) for g in sorted(pages))
+    assert rebuilt == image                                           # the ROM's bytes, in place
+
+
+def test_build_rom_igvm_boots_at_the_reset_vector(kvm_ok, rom, tmp_path):
+    out = tmp_path / "rom.igvm"
+    (tmp_path / "rom.bin").write_bytes(rom)
+    subprocess.run([sys.executable, "-m", "vmm", "igvm", "build-rom", "--rom", str(tmp_path / "rom.bin"), "-o",
+                    str(out)], check=True, capture_output=True)
+    p = subprocess.run([sys.executable, "-m", "vmm", "--igvm", str(out), "-m", "64M", "--debugcon",
+                        str(tmp_path / "dbg"), "--timeout", "30"], capture_output=True, text=True)
+    assert p.returncode == ROM_OK, p.stderr                          # read-only window and alias, as with --bios
+    assert p.stdout == "rom ok\n"
+    plan = subprocess.run([sys.executable, "-m", "vmm", "igvm", "plan", str(out), "-m", "64M"], capture_output=True,
+                          text=True)
+    assert "reset state at 0xfffffff0" in plan.stdout
+
+
+def test_build_rom_refuses_a_bad_rom(tmp_path):
+    (tmp_path / "bad.fd").write_bytes(b"\0" * 1000)
+    p = subprocess.run([sys.executable, "-m", "vmm", "igvm", "build-rom", "--rom", str(tmp_path / "bad.fd"), "-o",
+                        str(tmp_path / "x.igvm")], capture_output=True, text=True)
+    assert p.returncode == 2 and "not a multiple of 64 KiB" in p.stderr and p.stderr.count("\n") == 1
+    assert not (tmp_path / "x.igvm").exists()

@@ -9,21 +9,10 @@ file puts firmware pages that end at 4 GiB (QEMU backends/igvm.c gives such page
 from __future__ import annotations
 
 from loaders.errors import LoadError
+from loaders.firmware_rom import FOUR_GIB, ROM_MAX, ROM_UNIT, check_rom
 
-FOUR_GIB = 1 << 32
-ROM_UNIT = 64 << 10          # QEMU refuses a -bios file whose size is not a multiple of 64 KiB
-ROM_MAX = 16 << 20           # the 16 MiB below 4 GiB that firmware may occupy (edk2's SEC looks no lower)
-
-
-def check_rom(data: bytes, path: str) -> None:
-    """LoadError (one line naming the file) for an image that cannot be a PC firmware ROM."""
-    n = len(data)
-    if n == 0:
-        raise LoadError(f"{path}: the firmware image is empty")
-    if n % ROM_UNIT:
-        raise LoadError(f"{path}: firmware image size {n:,} bytes is not a multiple of 64 KiB")
-    if n > ROM_MAX:
-        raise LoadError(f"{path}: firmware image is {n:,} bytes; at most {ROM_MAX:,} (16 MiB) fits below 4 GiB")
+__all__ = ["FOUR_GIB", "ROM_MAX", "ROM_UNIT", "check_rom", "FirmwareWindow", "GuestView", "read_rom", "ram_slots",
+           "window_for"]
 
 
 def read_rom(path: str) -> bytes:

@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pyvmm", description="Launch IGVM files (UEFI or Linux payloads) on Linux KVM.",
-                epilog="Subcommands: 'pyvmm igvm dump|plan|build-linux|build-uefi ...' (see 'pyvmm igvm --help'). "
+                epilog="Subcommands: 'pyvmm igvm dump|plan|build-linux|build-uefi|build-rom ...' (see 'pyvmm igvm --help'). "
                        "Exit status: guest debug-exit V on port 0xf4 -> (V<<1)|1; power-off -> 0; bad input -> 2; "
                        "fatal guest or KVM error -> 3; --timeout -> 124.")
     p.add_argument("--version", action="version", version=f"pyvmm {__version__}")
