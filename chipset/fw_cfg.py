@@ -131,7 +131,8 @@ def directory(files: list[FwCfgFile]) -> tuple[bytes, list[tuple[int, FwCfgFile]
 
 
 class FwCfg:
-    """The port device: FW_CFG_PORTS long, registered where the machine's layout says. Thread-safe (vCPUs may race on it)."""
+    """The port device: FW_CFG_PORTS long, registered where the machine's layout says. Thread-safe (vCPUs may race
+    on it)."""
 
     def __init__(self, memory: GuestRam, items: FwCfgItems, on_error: Callable[[str], None] | None = None) -> None:
         self.memory = memory

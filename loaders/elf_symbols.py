@@ -48,9 +48,13 @@ def elf_symbols(data: bytes) -> Symbols:
 
     def section(i: int) -> tuple[int, int, int, int, int]:
         _, kind, _, _, off, size, link, _, _, entsize = struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)
+        return kind, off, size, link, entsize
+
+    def contents(i: int, off: int, size: int) -> bytes:
+        """A section's bytes; only sections read are checked (a .bss, SHT_NOBITS, has a size but no bytes)."""
         if off + size > len(data):
             raise LoadError(f"ELF section {i} at {off:#x}+{size:#x} runs past the file's end")
-        return kind, off, size, link, entsize
+        return data[off:off + size]
 
     out: list[tuple[int, int, str]] = []
     for i in range(shnum):
@@ -60,8 +64,8 @@ def elf_symbols(data: bytes) -> Symbols:
         if entsize != 24 or link >= shnum:
             raise LoadError(f"ELF symbol table (section {i}) has entry size {entsize} or string table {link}")
         _, stroff, strsize, _, _ = section(link)
-        strtab = data[stroff:stroff + strsize]
-        for name_off, info, _, _, value, sym_size in struct.iter_unpack("<IBBHQQ", data[off:off + size - size % 24]):
+        strtab = contents(link, stroff, strsize)
+        for name_off, info, _, _, value, sym_size in struct.iter_unpack("<IBBHQQ", contents(i, off, size - size % 24)):
             if info & 0xF not in (STT_FUNC, STT_NOTYPE) or value == 0 or name_off >= strsize:
                 continue
             end = strtab.find(b"\0", name_off)

@@ -1,4 +1,4 @@
-"""The load plan: the plain value every loader returns and the VMM applies (DESIGN.md, "The loader contract").
+"""The load plan: the plain value every loader returns and the VMM applies (docs/architecture.md, "The load plan").
 
 Nothing here touches KVM; a plan can be printed, compared in a test, or applied to any guest memory.
 """

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from loaders.igvm import HeaderType as H, Platform
-from loaders.igvm.pack import ParamSpec, pack_flat_image
+from loaders.igvm import HeaderType as H, IgvmBuilder, Platform, VpContext
+from loaders.igvm.pack import (GDT_GPA, PAGE_TABLES_GPA, ParamSpec, native_context_for, pack_flat_image,
+                               vbs_context_for)
+from loaders.x86 import flat_gdt, identity_page_tables
 from tests.guests.build import build
 
 # Where the params guest expects each parameter area (passed to the compiler as -D defines).
@@ -28,3 +30,17 @@ def params_igvm(platform: Platform = Platform.NATIVE, version: int | None = None
 def flat_igvm(name: str, platform: Platform = Platform.NATIVE, **kw) -> bytes:
     """A one-file assembly guest from tests/guests packaged as an IGVM."""
     return pack_flat_image(build(name), platform=platform, **kw)
+
+
+def two_platform_igvm(native_image: bytes, vsm_image: bytes, load_addr: int = 0x100000) -> bytes:
+    """NATIVE and VSM_ISOLATION in one file, each with its own image at the same address: what runs tells which
+    platform was launched."""
+    b = IgvmBuilder(version=2)
+    native, vsm = b.platform(Platform.NATIVE), b.platform(Platform.VSM_ISOLATION)
+    b.pages(GDT_GPA, flat_gdt()[0], native | vsm)
+    b.pages(PAGE_TABLES_GPA, identity_page_tables(PAGE_TABLES_GPA), native | vsm)
+    b.pages(load_addr, native_image, native)
+    b.pages(load_addr, vsm_image, vsm)
+    b.add(VpContext(0, native, 0, native_context_for(load_addr)))
+    b.add(VpContext(0, vsm, 0, vbs_context_for(load_addr)))
+    return b.build()

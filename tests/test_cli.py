@@ -2,10 +2,13 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from vmm.cli import main
+
+HELLO = str(Path(__file__).resolve().parent.parent / "examples" / "hello-uefi.igvm")   # a valid IGVM
 
 
 def _run(*args: str, env=None) -> subprocess.CompletedProcess:
@@ -27,8 +30,15 @@ def test_help_and_version():
     ([], "nothing to boot"),
     (["--igvm", "a", "--kernel", "b"], "exclusive"),
     (["--igvm", "x", "--serial", "tcp:1"], "--serial"),
+    (["--igvm", "/nonexistent.igvm"], "cannot read /nonexistent.igvm"),
+    (["--kernel", "/nonexistent"], "cannot read /nonexistent"),
+    (["--igvm", HELLO, "--fw-cfg", "name=x,string=1"], "user fw_cfg names go under opt/"),
+    (["--igvm", HELLO, "--trace", "rip", "--symbols", "/nonexistent"], "--symbols /nonexistent"),
+    (["--igvm", HELLO, "--serial", "file:/nonexistent-dir/x"], "cannot open"),
+    (["--igvm", HELLO, "--igvm-relocation", "auto"], "relocation is not supported"),
 ])
-def test_bad_input_is_one_line_and_status_2(capsys, args, words):
+def test_bad_input_is_one_line_and_status_2(capsys, monkeypatch, tmp_path, args, words):
+    monkeypatch.setenv("PYVMM_KVM_DEVICE", str(tmp_path / "no-kvm"))     # options are checked before KVM
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("pyvmm: error: ") and words in err
@@ -43,12 +53,12 @@ def test_python_dash_m_is_the_same_program():
 def test_missing_kvm_is_one_line_and_status_2(tmp_path):
     import os
     env = dict(os.environ, PYVMM_KVM_DEVICE=str(tmp_path / "no-kvm"))
-    p = _run("--igvm", "x", env=env)
+    p = _run("--igvm", HELLO, env=env)
     assert p.returncode == 2
     assert p.stderr.startswith("pyvmm: error: cannot use KVM: ") and "not available" in p.stderr
     assert p.stderr.count("\n") == 1
     (tmp_path / "kvm").write_bytes(b"")         # exists, but is no KVM device
-    p = _run("--igvm", "x", env=dict(env, PYVMM_KVM_DEVICE=str(tmp_path / "kvm")))
+    p = _run("--igvm", HELLO, env=dict(env, PYVMM_KVM_DEVICE=str(tmp_path / "kvm")))
     assert p.returncode == 2 and "cannot use KVM" in p.stderr and p.stderr.count("\n") == 1
 
 

@@ -1,4 +1,4 @@
-"""-m/-p parsing: the forms DESIGN.md promises, and one-line errors for the rest."""
+"""-m/-p parsing: QEMU's forms (256M, 2G, 2GB, a plain number in MiB), and one-line errors for the rest."""
 
 import pytest
 

@@ -3,6 +3,7 @@ build-uefi with SEC discovery, and every bad option."""
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -223,8 +224,8 @@ def test_plain_igvm_form_still_gets_no_blob_and_no_r12(probe_igvm, kvm_ok):
     assert out.text.splitlines()[0] == "uefi probe: r12=0x0"
 
 
-def _run(*args):
-    return subprocess.run([sys.executable, "-m", "vmm", *args], capture_output=True, text=True, timeout=60)
+def _run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "vmm", *args], capture_output=True, text=True, timeout=60, env=env)
 
 
 def test_blob_that_would_overlap_the_file_is_refused(tmp_path):
@@ -250,6 +251,6 @@ def test_blob_that_would_overlap_the_file_is_refused(tmp_path):
     (["--igvm", "type=linux,path=/nonexistent.igvm"], "cannot read /nonexistent.igvm"),
     (["--igvm", "uefi,path=x"], "is not key=value"),
 ])
-def test_bad_uefi_options(args, words, kvm_ok):
-    p = _run(*args)
+def test_bad_uefi_options(args, words, tmp_path):
+    p = _run(*args, env=dict(os.environ, PYVMM_KVM_DEVICE=str(tmp_path / "no-kvm")))   # checked before KVM
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and words in p.stderr, p.stderr

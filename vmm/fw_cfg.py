@@ -1,6 +1,6 @@
-"""What pyvmm's fw_cfg serves, as QEMU's pc machine fills it (specs/chipset-fwcfg-linux-boot.md 1.3, 1.6, 1.8):
-the fixed keys, etc/e820, bootorder, etc/boot-fail-wait, ACPI through the table loader, the direct-boot kernel
-items for --kernel, and the user's --fw-cfg files."""
+"""What pyvmm's fw_cfg serves, as QEMU's pc machine fills it (QEMU hw/i386/fw_cfg.c, hw/i386/pc.c, hw/nvram/fw_cfg.c):
+the fixed keys, etc/e820, bootorder, etc/boot-fail-wait, ACPI through the table loader, the direct-boot kernel items
+for --kernel, and the user's --fw-cfg files."""
 
 from __future__ import annotations
 

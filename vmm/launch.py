@@ -41,8 +41,9 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
             # longer than 1/20 s on a slow host, and the storm must end there too.
             quick = quick + 1 if ran < QUICK_RESET else 0
             if quick > MAX_QUICK_RESETS:
-                return RunResult(Outcome.FATAL, status.FATAL, f"guest reset {quick} times within a second of starting, in a row; "
-                                                   f"giving up (last: {result.message.splitlines()[0]})")
+                return RunResult(Outcome.FATAL, status.FATAL,
+                                 f"guest reset {quick} times within a second of starting, in a row; "
+                                 f"giving up (last: {result.message.splitlines()[0]})")
             config.log(f"pyvmm: {result.message.splitlines()[0]}; relaunching")
     finally:
         if on_machine:

@@ -28,6 +28,7 @@ from loaders.elf_symbols import Symbols
 from loaders.errors import LoadError
 from loaders.plan import LoadPlan
 
+from . import status
 from .cpu_model import CpuModel, apply_cpu_model
 from .memory import GuestMemory
 from .pc_layout import PC
@@ -79,7 +80,7 @@ class Outcome(enum.Enum):
 @dataclass(frozen=True)
 class RunResult:
     outcome: Outcome
-    status: int                # the process exit status DESIGN.md assigns to this outcome
+    status: int                # the process exit status (vmm/status.py) of this outcome
     message: str = ""
 
 
@@ -115,7 +116,6 @@ class Machine:
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
         self._result: RunResult | None = None
-        self._ring_lock = threading.Lock()
         self.exit_counts: list[int] = [0] * config.cpus
         self.rip_samples: list[list[int]] = [[] for _ in range(config.cpus)]   # --trace rip
         self._want_sample = [False] * config.cpus
@@ -149,10 +149,11 @@ class Machine:
                 sink(data)
         self.uart = Uart16550(irq=vm.irq_line, line=PC.com1_irq, output=out)
         self.bus.register(PC.com1_port, 8, self.uart, "COM1 16550A")
-        self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, 0, "guest reset through the i8042"),
+        self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, status.OK,
+                                                           "guest reset through the i8042"),
                            irq=vm.irq_line, line=PC.i8042_irq)
         self.bus.register(PC.i8042_port, PC.i8042_ports, self.i8042, "i8042")
-        self.debug_exit = DebugExit(on_exit=lambda status: self.request_stop(Outcome.EXIT, status))
+        self.debug_exit = DebugExit(on_exit=lambda value: self.request_stop(Outcome.EXIT, value))
         self.bus.register(PC.debug_exit_port, 1, self.debug_exit, "debug-exit")
         self._add_platform_devices()
         self._add_pci()
@@ -204,7 +205,7 @@ class Machine:
         from chipset.cmos import Cmos
         from chipset.misc_ports import FastA20, PostCode, ResetControl
         from .memory import ram_layout
-        reset = lambda: self.request_stop(Outcome.RESET, 0, "guest reset")  # noqa: E731
+        reset = lambda: self.request_stop(Outcome.RESET, status.OK, "guest reset")  # noqa: E731
         self.bus.register(PC.post_port, 1, PostCode(), "POST code")
         self.bus.register(PC.a20_port, 1, FastA20(), "fast A20")
         self.bus.register(PC.reset_port, 1, ResetControl(reset=reset), "reset control")
@@ -227,7 +228,7 @@ class Machine:
         self.pci = pci = PciConf1()
         self.bus.register(PC.pci_conf_port, 1, pci.address_port, "PCI conf1 address")
         self.bus.register(PC.pci_data_port, 4, pci.data_port, "PCI conf1 data")
-        self.acpi_pm = AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, 0, "guest powered off (ACPI S5)"),
+        self.acpi_pm = AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, status.OK, "guest powered off (ACPI S5)"),
                               s5_slp_typ=PC.s5_slp_typ, sci=lambda level: self.vm.irq_line(PC.sci_irq, level))
         pci.add(0, 0, I440fxHost())
         pci.add(PC.piix_device, 0, Piix3Isa())
@@ -252,8 +253,8 @@ class Machine:
                 self.config.log(f"pyvmm: trace: PIIX4 PM block not mapped: {e}")
 
     def _add_fw_cfg(self) -> None:
-        """QEMU's fw_cfg at its selector port, served from the config's item set (built fresh per machine, so writes do not
-        survive a relaunch)."""
+        """QEMU's fw_cfg at the layout's port, served from the config's item set (built fresh per machine, so
+        writes do not survive a relaunch)."""
         items = self.config.fw_cfg
         if items is None:
             from .fw_cfg import fw_cfg_items

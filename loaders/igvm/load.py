@@ -1,4 +1,5 @@
-"""IGVM file + chosen platform -> load plan, for a non-isolated VM (the reference algorithm, igvm-format.md §11).
+"""IGVM file + chosen platform -> load plan, for a non-isolated VM (the igvm crate's loader rules
+and QEMU backends/igvm.c).
 
 Pure: no KVM, no guest memory. Host parameters are requested, not filled (see loaders/igvm/parameters.py);
 RAM checks happen in LoadPlan.check once the machine's layout is known.

@@ -1,4 +1,5 @@
-"""Fill IGVM parameter areas from a plain description of the host machine (igvm-format.md §6.4).
+"""Fill IGVM parameter areas from a plain description of the host machine (the IGVM
+specification's IGVM_VHT_*_PARAMETER headers, igvm_defs/src/lib.rs).
 
 The VMM builds a HostInfo from its configuration; everything here is pure, so `pyvmm igvm plan` shows
 exactly the bytes a guest would receive without creating a VM.
@@ -52,7 +53,7 @@ def parse_memory_map(data: bytes | bytearray | memoryview) -> list[tuple[int, in
 
 
 def parameter_value(usage: str, host: HostInfo) -> bytes:
-    """The bytes one parameter usage writes, per the table in igvm-format.md §6.4."""
+    """The bytes one parameter usage writes, per igvm_defs' parameter header definitions."""
     if usage == "VP_COUNT_PARAMETER":
         return struct.pack("<I", host.cpus)
     if usage == "MEMORY_MAP":

@@ -1,5 +1,6 @@
-"""`pyvmm igvm build-linux`: a NATIVE v2 IGVM in igvmfilegen's Linux direct-boot layout (openvmm spec §4.3),
-with its known mistakes fixed: RFLAGS is 0x2, cmdline_size is the kernel's own limit, bzImage works too.
+"""`pyvmm igvm build-linux`: a NATIVE v2 IGVM in igvmfilegen's Linux direct-boot layout (OpenVMM vm/loader/igvmfilegen
+and vm/loader/src/linux.rs), with its known mistakes fixed: RFLAGS is 0x2, cmdline_size is the kernel's own limit,
+bzImage works too.
 
 GPA layout: zero page 0x1000, GDT 0x2000, identity page tables 0x3000-0x8fff, parameter areas: command line
 0xa000 (the default command line is its initial contents), memory map 0xb000 (4 pages), MADT 0xf000, SRAT

@@ -1,6 +1,6 @@
 """`--igvm type=linux` and `--kernel`: what the VMM adds to a Linux direct-boot IGVM once its parameters are filled
-(openvmm spec §3.9, with its mistakes fixed): the e820 table in the zero page, boot data reserved in it, and
-RSDP/XSDT/FADT/DSDT after the boot data, the MADT/SRAT/SLIT/PPTT parameter areas listed by address."""
+(OpenVMM vm/loader/src/linux.rs, with its mistakes fixed): the e820 table in the zero page, boot data reserved in
+it, and RSDP/XSDT/FADT/DSDT after the boot data, the MADT/SRAT/SLIT/PPTT parameter areas listed by address."""
 
 from __future__ import annotations
 

@@ -181,7 +181,7 @@ class _Blob:
 
 
 def build_config_blob(machine: UefiMachine) -> bytes:
-    """The blob OpenVMM's load_uefi writes, in its order (§1.8)."""
+    """The blob OpenVMM's load_uefi writes, in its order (OpenVMM vm/loader/src/uefi/mod.rs)."""
     if len(machine.entropy) != 64 or len(machine.bios_guid) != 16:
         raise ValueError("entropy must be 64 bytes and the BIOS GUID 16")
     b = _Blob()

@@ -1,5 +1,6 @@
-"""A UEFI firmware image (mu_msvm-style, 6 MiB) as igvmfilegen packages it: SEC entry discovery (§1.5) and the
-non-isolated UEFI IGVM with the IGVM parameter block at 0x709000 and R12 pointing at it (§1.9, §3.8)."""
+"""A UEFI firmware image (mu_msvm-style, 6 MiB) as igvmfilegen packages it: SEC entry discovery (OpenVMM
+vm/loader/src/uefi/mod.rs) and the non-isolated UEFI IGVM with the IGVM parameter block at 0x709000 and R12 pointing
+at it (OpenVMM vm/loader/igvmfilegen)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ PARAM_UEFI_MEMORY_MAP_PAGE = PARAM_SRAT_PAGE + PARAM_TABLE_PAGES   # 63
 PARAM_BLOCK_PAGES = PARAM_UEFI_MEMORY_MAP_PAGE + PARAM_TABLE_PAGES  # 83
 NO_VP_CONTEXT_PAGE = 0xFFFFF
 
-# Initial BSP state (§1.2).
+# Initial BSP state (OpenVMM vm/loader/src/uefi/mod.rs: the registers load_uefi sets).
 CR0 = 0x80000023
 CR4 = 0x660
 EFER = 0xD00

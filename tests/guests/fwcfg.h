@@ -1,4 +1,5 @@
-/* fw_cfg access for C test guests: port I/O (outw selector, inb / rep insb data) and DMA descriptors. */
+/* fw_cfg access for C test guests: string port I/O (rep insb/outsb data) and DMA descriptors; outw/outl/inl are
+   in guestlib.h. */
 #ifndef FWCFG_H
 #define FWCFG_H
 #include "guestlib.h"
@@ -13,10 +14,6 @@
 #define DMA_SELECT 0x08
 #define DMA_WRITE 0x10
 
-/* "memory": a DMA started by the OUT reads and writes guest memory the compiler must not cache across it */
-static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port) : "memory"); }
-static inline void outl(u16 port, u32 v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port) : "memory"); }
-static inline u32 inl(u16 port) { u32 v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline void insb(u16 port, void *dst, u64 n) {
     __asm__ volatile("rep insb" : "+D"(dst), "+c"(n) : "d"(port) : "memory");
 }

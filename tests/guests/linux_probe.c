@@ -1,6 +1,6 @@
 /* A probe "kernel" that checks what Linux relies on at its 64-bit entry: the zero page in RSI, the e820 map,
    the command line, the initrd (place and a checksum), RSDP -> XSDT -> tables with their checksums and the
-   MADT's CPUs; then it powers off through the FADT's PM1a control register with the DSDT's \\_S5 sleep type. */
+   MADT's CPUs; then it powers off through the FADT's PM1a control register with the DSDT's \_S5 sleep type. */
 #include "guestlib.h"
 
 static int sig_is(const u8 *p, const char *s) { for (int i = 0; s[i]; i++) if (p[i] != (u8)s[i]) return 0; return 1; }
@@ -44,8 +44,7 @@ int main(u8 *zp) {
             const u8 *dsdt = (const u8 *)rd64(t + 140);
             pm1a_cnt = (u16)rd32(t + 64);
             puts_(" dsdt="); puts_(sig_is(dsdt, "DSDT") && sum8(dsdt, rd32(dsdt + 4)) == 0 ? "ok" : "bad");
-            for (u32 o = 36; o + 9 <= rd32(dsdt + 4); o++)   /* Name(\\_S5, Package(4) {BytePrefix SLP_TYP, ...}) */
-                if (sig_is(dsdt + o, "_S5_") && dsdt[o + 4] == 0x12 && dsdt[o + 7] == 0x0A) s5 = dsdt[o + 8];
+            s5 = dsdt_s5_slp_typ(dsdt);
             puts_(" s5="); putdec(s5);
         }
         putc_('\n');

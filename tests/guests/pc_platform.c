@@ -12,10 +12,6 @@
 #define MEASURE_TIMER 1
 #endif
 
-static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outl(u16 port, u32 v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
-static inline u16 inw(u16 port) { u16 v; __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port)); return v; }
-static inline u32 inl(u16 port) { u32 v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 
 /* edk2's BasePciLibCf8 pattern: save 0xCF8, select, access 0xCFC + (reg & 3), restore */
 static u32 cfg_addr(u32 dev, u32 fn, u32 reg) { return 0x80000000u | dev << 11 | fn << 8 | (reg & 0xFC); }

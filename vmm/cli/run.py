@@ -12,20 +12,24 @@ from ..sizes import parse_processors, parse_size
 from .errors import UsageError
 
 
+def _check_serial(spec: str) -> None:
+    """--serial is stdio, file:PATH or none; checked before anything is read or opened."""
+    if spec not in ("stdio", "none") and not (spec.startswith("file:") and len(spec) > 5):
+        raise UsageError(f"--serial {spec!r}: use stdio, file:PATH or none")
+
+
 def _serial(spec: str):
-    """Serial sink from --serial: stdio, file:PATH or none."""
+    """Serial sink from a checked --serial: (write callable or None, whether stdin is wired to COM1)."""
     from ..console import stdout_writer
     if spec == "stdio":
         return stdout_writer(), True
     if spec == "none":
         return None, False
-    if spec.startswith("file:") and len(spec) > 5:
-        try:
-            f = open(spec[5:], "ab", buffering=0)
-        except OSError as e:
-            raise UsageError(f"--serial {spec}: cannot open: {e.strerror}") from None
-        return f.write, False
-    raise UsageError(f"--serial {spec!r}: use stdio, file:PATH or none")
+    try:
+        f = open(spec[5:], "ab", buffering=0)
+    except OSError as e:
+        raise UsageError(f"--serial {spec}: cannot open: {e.strerror}") from None
+    return f.write, False
 
 
 def _symbols(args: argparse.Namespace):
@@ -46,6 +50,8 @@ def _symbols(args: argparse.Namespace):
 
 
 def run_command(args: argparse.Namespace) -> int:
+    """Check every option and input file, then KVM, then launch: bad input gives its own one-line error (status
+    2) on any host, with or without /dev/kvm (PYVMM_KVM_DEVICE names another device node, for tests)."""
     from ..cpu_model import parse_cpu
     from ..machine import MachineConfig
     from .options import user_files
@@ -63,21 +69,23 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError("--igvm and --kernel are exclusive: give one")
     if args.igvm and args.bios:
         raise UsageError("--igvm and --bios are exclusive: a firmware IGVM carries its own ROM (igvm build-rom)")
+    _check_serial(args.serial)
     firmware = None
     if args.bios:
         from ..firmware import read_rom
         firmware = read_rom(args.bios)
     files = user_files(args.fw_cfg)
-    reason = kvm_usable()
-    if reason is not None:
-        raise UsageError(f"cannot use KVM: {reason}")
+    source, window = make_source(args, memory, cpus)      # validates files before any VM exists
+    symbols = _symbols(args) if "rip" in args.trace else None
+    fw_cfg = fw_cfg_for(args, memory, cpus, files)
     out, interactive = _serial(args.serial)
     debugcon = _debugcon(args.debugcon)
-    source, window = make_source(args, memory, cpus)      # validates files before any VM exists
+    reason = kvm_usable()                         # last: nothing above needs KVM
+    if reason is not None:
+        raise UsageError(f"cannot use KVM: {reason}")
     config = MachineConfig(memory=memory, cpus=cpus, serial_out=out, trace=frozenset(args.trace), cpu=cpu,
-                           symbols=_symbols(args) if "rip" in args.trace else None,
-                           fw_cfg=fw_cfg_for(args, memory, cpus, files), firmware=firmware,
-                           firmware_window=window, debugcon=debugcon)
+                           symbols=symbols, fw_cfg=fw_cfg, firmware=firmware, firmware_window=window,
+                           debugcon=debugcon)
     if "milestones" in args.trace:
         from ..milestones import Milestones
         config.milestones = Milestones(config.log)
