@@ -191,6 +191,39 @@ class kvm_translation(_S):
                 ("writeable", c_uint8), ("usermode", c_uint8), ("_pad", c_uint8 * 5)]
 
 
+class _kvm_exception(_S):
+    _fields_ = [("injected", c_uint8), ("nr", c_uint8), ("has_error_code", c_uint8), ("pending", c_uint8),
+                ("error_code", c_uint32)]
+
+
+class _kvm_interrupt(_S):
+    _fields_ = [("injected", c_uint8), ("nr", c_uint8), ("soft", c_uint8), ("shadow", c_uint8)]
+
+
+class kvm_vcpu_events(_S):
+    """Pending and injected events (KVM_GET/SET_VCPU_EVENTS); the emulator injects the faults of the
+    instructions it finishes through `exception`."""
+    _fields_ = [("exception", _kvm_exception), ("interrupt", _kvm_interrupt), ("nmi", c_uint8 * 4),
+                ("sipi_vector", c_uint32), ("flags", c_uint32), ("smi", c_uint8 * 4), ("triple_fault", c_uint8),
+                ("_reserved", c_uint8 * 26), ("exception_has_payload", c_uint8), ("exception_payload", c_uint64)]
+
+
+VCPUEVENT_VALID_PAYLOAD = 0x10
+
+
+class kvm_xsave(_S):
+    """The XSAVE area in the standard (non-compacted) format, as XSAVE writes it."""
+    _fields_ = [("region", c_uint8 * 4096)]
+
+
+class kvm_xcr(_S):
+    _fields_ = [("xcr", c_uint32), ("_reserved", c_uint32), ("value", c_uint64)]
+
+
+class kvm_xcrs(_S):
+    _fields_ = [("nr_xcrs", c_uint32), ("flags", c_uint32), ("xcrs", kvm_xcr * 16), ("_padding", c_uint64 * 16)]
+
+
 class _kvm_run_io(_S):
     _fields_ = [("direction", c_uint8), ("size", c_uint8), ("port", c_uint16), ("count", c_uint32),
                 ("data_offset", c_uint64)]
@@ -273,4 +306,10 @@ class Ioctl:
     GET_CPUID2 = iowr(0x91, 8)
     GET_MP_STATE = ior(0x98, ctypes.sizeof(kvm_mp_state))
     SET_MP_STATE = iow(0x99, ctypes.sizeof(kvm_mp_state))
+    GET_VCPU_EVENTS = ior(0x9F, ctypes.sizeof(kvm_vcpu_events))
+    SET_VCPU_EVENTS = iow(0xA0, ctypes.sizeof(kvm_vcpu_events))
+    GET_XSAVE = ior(0xA4, ctypes.sizeof(kvm_xsave))
+    SET_XSAVE = iow(0xA5, ctypes.sizeof(kvm_xsave))
+    GET_XCRS = ior(0xA6, ctypes.sizeof(kvm_xcrs))
+    SET_XCRS = iow(0xA7, ctypes.sizeof(kvm_xcrs))
 

@@ -87,6 +87,33 @@ class Vcpu:
     def set_fpu(self, f: uapi.kvm_fpu) -> None:
         ioctl(self.fd, Ioctl.SET_FPU, f, "KVM_SET_FPU")
 
+    def get_vcpu_events(self) -> uapi.kvm_vcpu_events:
+        e = uapi.kvm_vcpu_events()
+        ioctl(self.fd, Ioctl.GET_VCPU_EVENTS, e, "KVM_GET_VCPU_EVENTS")
+        return e
+
+    def set_vcpu_events(self, e: uapi.kvm_vcpu_events) -> None:
+        ioctl(self.fd, Ioctl.SET_VCPU_EVENTS, e, "KVM_SET_VCPU_EVENTS")
+
+    def get_xsave(self) -> uapi.kvm_xsave:
+        x = uapi.kvm_xsave()
+        ioctl(self.fd, Ioctl.GET_XSAVE, x, "KVM_GET_XSAVE")
+        return x
+
+    def set_xsave(self, x: uapi.kvm_xsave) -> None:
+        ioctl(self.fd, Ioctl.SET_XSAVE, x, "KVM_SET_XSAVE")
+
+    def get_xcrs(self) -> dict[int, int]:
+        x = uapi.kvm_xcrs()
+        ioctl(self.fd, Ioctl.GET_XCRS, x, "KVM_GET_XCRS")
+        return {x.xcrs[i].xcr: x.xcrs[i].value for i in range(min(x.nr_xcrs, 16))}
+
+    def set_xcr(self, index: int, value: int) -> None:
+        """Set one XCR; KvmError (EINVAL) when KVM refuses the value, as XSETBV would #GP."""
+        x = uapi.kvm_xcrs(nr_xcrs=1)
+        x.xcrs[0].xcr, x.xcrs[0].value = index, value
+        ioctl(self.fd, Ioctl.SET_XCRS, x, "KVM_SET_XCRS")
+
     def set_cpuid(self, entries: list[uapi.kvm_cpuid_entry2]) -> None:
         buf = uapi.kvm_cpuid2(len(entries))
         buf.nent = len(entries)

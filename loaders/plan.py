@@ -113,7 +113,9 @@ class ParameterRequest:
     usages: list[tuple[str, int]] = field(default_factory=list)
     gpa: int | None = None
     what: str = ""
-    data: bytearray | None = None      # the filled contents (set by the VMM's parameter filler)
+    # The filled contents (set by the VMM's parameter filler): the written prefix of the area; the bytes from
+    # len(data) to size are zero and never allocated (a file's claimed size is not a memory budget).
+    data: bytearray | None = None
 
     @property
     def end(self) -> int:
@@ -121,7 +123,12 @@ class ParameterRequest:
 
     def describe(self) -> str:
         where = f"{self.gpa:#012x}-{self.end:#012x}" if self.gpa is not None else "(never inserted)"
-        digest = f"sha256:{_sha256(self.data).hexdigest()[:16]}" if self.data is not None else "(unfilled)"
+        if self.data is None:
+            digest = "(unfilled)"
+        else:   # the written prefix's hash; the rest is zero (hashing a claimed gigabyte of zeros proves nothing)
+            digest = f"sha256:{_sha256(self.data).hexdigest()[:16]}"
+            if len(self.data) < self.size:
+                digest += f" (then zero from +{len(self.data):#x})"
         uses = ", ".join(f"{u}@{o:#x}" for u, o in self.usages) or "no usages"
         return f"param {where} {self.size:#x} {digest} area {self.index}: {uses}"
 

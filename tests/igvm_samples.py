@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-
 from loaders.igvm import (GuestPolicy, HeaderType, IgvmBuilder, IgvmFile, PageData, Platform, RequiredMemory,
                           SnpIdBlock, SupportedPlatform, VbsMeasurement, VpContext)
 from loaders.igvm.model import ErrorRange, ParameterArea, ParameterInsert, ParameterUsage
@@ -68,11 +66,36 @@ def with_area_initial_data() -> IgvmFile:
 def patch(raw: bytes, offset: int, new: bytes) -> bytes:
     """Edit bytes inside the variable headers and fix the CRC, to test a rule rather than the checksum."""
     import zlib
+
+    from loaders.igvm.structs import CHECKSUM_OFFSET, FIXED_HEADER_V1
     b = bytearray(raw)
     b[offset:offset + len(new)] = new
-    vh_off, vh_size = struct.unpack_from("<II", b, 8)
-    fixed = 32 if b[4] == 2 else 24
+    fh = FIXED_HEADER_V1.read(b, 0)
+    fixed = 32 if fh.format_version == 2 else 24
     head = bytearray(b[:fixed])
-    head[20:24] = bytes(4)
-    b[20:24] = (zlib.crc32(b[vh_off:vh_off + vh_size], zlib.crc32(head)) & 0xFFFFFFFF).to_bytes(4, "little")
+    head[CHECKSUM_OFFSET:CHECKSUM_OFFSET + 4] = bytes(4)
+    vh = b[fh.variable_header_offset:fh.variable_header_offset + fh.variable_header_size]
+    crc = zlib.crc32(vh, zlib.crc32(head)) & 0xFFFFFFFF
+    b[CHECKSUM_OFFSET:CHECKSUM_OFFSET + 4] = crc.to_bytes(4, "little")
     return bytes(b)
+
+
+def header_bodies(raw: bytes) -> list[tuple[int, int]]:
+    """(body offset, header type) of each variable header of a well-formed file, in file order."""
+    from loaders.igvm.structs import FIXED_HEADER_V1, VARIABLE_HEADER
+    fh = FIXED_HEADER_V1.read(raw, 0)
+    pos, end, out = fh.variable_header_offset, fh.variable_header_offset + fh.variable_header_size, []
+    while pos + VARIABLE_HEADER.size <= end:
+        vh = VARIABLE_HEADER.read(raw, pos)
+        out.append((pos + VARIABLE_HEADER.size, vh.typ))
+        pos = (pos + VARIABLE_HEADER.size + vh.length + 7) & ~7
+    return out
+
+
+def set_field(raw: bytes, body: int, typ: int, name: str, value: int) -> bytes:
+    """One field of the header whose body starts at `body` set to `value` (cut to the field's width, at most 8
+    bytes), checksum fixed."""
+    from loaders.igvm.structs import BODY_LAYOUTS
+    off, width = BODY_LAYOUTS[typ].span(name)
+    width = min(width, 8)
+    return patch(raw, body + off, (value & ((1 << 8 * width) - 1)).to_bytes(width, "little"))

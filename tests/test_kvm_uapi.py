@@ -14,7 +14,8 @@ def test_struct_sizes_match_the_kernel_abi():
                 uapi.kvm_lapic_state: 1024, uapi.kvm_pit_config: 64, uapi.kvm_irq_level: 8,
                 uapi.kvm_coalesced_mmio_zone: 16, uapi.kvm_coalesced_mmio: 24,
                 uapi.kvm_userspace_memory_region: 32, uapi.kvm_translation: 24, uapi.kvm_mp_state: 4,
-                uapi.kvm_irq_routing_entry: 48, uapi.kvm_coalesced_mmio_ring: 8}
+                uapi.kvm_irq_routing_entry: 48, uapi.kvm_coalesced_mmio_ring: 8, uapi.kvm_vcpu_events: 64,
+                uapi.kvm_xsave: 4096, uapi.kvm_xcrs: 392}
     for struct, size in expected.items():
         assert ctypes.sizeof(struct) == size, struct.__name__
 
@@ -71,6 +72,8 @@ def test_ioctl_numbers_match_the_published_table():
              "GET_SREGS": 0x8138AE83, "SET_SREGS": 0x4138AE84, "TRANSLATE": 0xC018AE85, "GET_MSRS": 0xC008AE88,
              "SET_MSRS": 0x4008AE89, "GET_FPU": 0x81A0AE8C, "SET_FPU": 0x41A0AE8D, "GET_LAPIC": 0x8400AE8E,
              "SET_LAPIC": 0x4400AE8F, "SET_CPUID2": 0x4008AE90, "GET_CPUID2": 0xC008AE91,
-             "GET_MP_STATE": 0x8004AE98, "SET_MP_STATE": 0x4004AE99, "SET_GSI_ROUTING": 0x4008AE6A}
+             "GET_MP_STATE": 0x8004AE98, "SET_MP_STATE": 0x4004AE99, "SET_GSI_ROUTING": 0x4008AE6A,
+             "GET_VCPU_EVENTS": 0x8040AE9F, "SET_VCPU_EVENTS": 0x4040AEA0, "GET_XSAVE": 0x9000AEA4,
+             "SET_XSAVE": 0x5000AEA5, "GET_XCRS": 0x8188AEA6, "SET_XCRS": 0x4188AEA7}
     for name, number in table.items():
         assert getattr(Ioctl, name) == number, name

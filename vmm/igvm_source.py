@@ -48,9 +48,10 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
         chosen = choose_platform(f, platform)
         plan = igvm_plan(f, chosen)
         host = host_info(memory, cpus, cmdline)
-        fill_parameters(plan, host)
         window = window_for([(start, end) for start, end, _ in plan.ranges()])
-        plan.check(host.ram + ([(FOUR_GIB - window, window)] if window else []))
+        targets = host.ram + ([(FOUR_GIB - window, window)] if window else [])
+        plan.check(targets)              # every claimed size against the machine's RAM, before anything is filled
+        fill_parameters(plan, host)
         if spec.type == "uefi":
             from loaders.uefi.typed import apply_uefi
             apply_uefi(plan, chosen.platform_type, host, UEFI_BLOB_MMIO)

@@ -121,6 +121,9 @@ class Machine:
         self._want_sample = [False] * config.cpus
         self._unknown_mmio: set[int] = set()
         self._pm_at: int | None = None
+        self._emulation = None             # vmm.emulation.Emulation, made at the first emulation failure
+        self._emulation_lock = threading.Lock()
+        self._pause = None                 # vmm.pause.VcpuPause on a multi-vCPU machine
         self._fresh = True
         try:
             self._build()
@@ -172,6 +175,9 @@ class Machine:
             fpu.fcw, fpu.mxcsr = 0x37F, 0x1F80
             v.set_fpu(fpu)
             setup_lapic(v)
+        if cfg.cpus > 1:
+            from .pause import VcpuPause
+            self._pause = VcpuPause(vm.vcpus)
 
         self._ring = None              # COM1's THR writes, buffered by KVM; None where KVM cannot coalesce PIO
         ring_page = kvm.check_extension(Cap.COALESCED_MMIO)
@@ -300,10 +306,10 @@ class Machine:
         """
         mem, window = self.memory, self.window
         plan.check(self.load_ranges())
-        if not self._fresh:
+        fresh, self._fresh = self._fresh, False
+        if not fresh:
             for z in plan.zeros:
                 mem.zero(z.gpa, z.size)
-        self._fresh = False
         for w in plan.writes:
             if window is not None and window.contains(w.gpa, len(w.data)):
                 window.write(w.gpa, w.data)
@@ -315,6 +321,8 @@ class Machine:
             if p.data is None:
                 raise LoadError(f"{p.what} was never filled with host parameters")
             mem.write(p.gpa, p.data)
+            if not fresh and p.size > len(p.data):
+                mem.zero(p.gpa + len(p.data), p.size - len(p.data))   # the unwritten rest of the area is zero
         if 0 not in plan.vps:
             raise LoadError("the load plan has no register state for VP 0")
         for index, vp in sorted(plan.vps.items()):
@@ -382,6 +390,8 @@ class Machine:
             self.config.log(rip_report(self.rip_samples, self.config.symbols))
         if "exits" in self.config.trace:
             self.config.log(f"pyvmm: trace: exits to the VMM per vCPU: {self.exit_counts}")
+            if self._emulation is not None:
+                self.config.log(self._emulation.report())
         return self._result
 
     def drain_serial(self) -> None:
@@ -397,6 +407,9 @@ class Machine:
             import traceback
             detail = "".join(traceback.format_exception(e)) if "exits" in self.config.trace else repr(e)
             self.request_stop(Outcome.FATAL, 3, f"vCPU {vcpu.index}: VMM error: {detail}")
+        finally:
+            if self._pause is not None:
+                self._pause.leave()
 
     def _vcpu_loop(self, vcpu: Vcpu) -> None:
         """The hot path: KVM_RUN, drain the serial ring, dispatch port I/O; everything else goes to _exit()."""
@@ -432,6 +445,8 @@ class Machine:
                     page[IMMEDIATE_EXIT] = 0
                     if stopping():
                         break
+                    if self._pause is not None and self._pause.requested:
+                        self._pause.park()      # another vCPU runs an emulated locked instruction
                     if want_sample[index]:
                         want_sample[index] = False
                         samples.append(vcpu.get_regs().rip)
@@ -509,9 +524,12 @@ class Machine:
             return True
         if reason == ExitReason.INTERNAL_ERROR:
             ie = run.u.internal
+            why = self._emulate(vcpu, ie)
+            if why is None:
+                return False
             data = " ".join(f"{ie.data[i]:#x}" for i in range(min(ie.ndata, 16)))
             what = "emulation failure" if ie.suberror == 1 else f"suberror {ie.suberror}"
-            msg = f"vCPU {vcpu.index}: KVM internal error: {what} (data: {data or 'none'})"
+            msg = f"vCPU {vcpu.index}: KVM internal error: {what} (data: {data or 'none'})" + (f"\n{why}" if why else "")
         elif reason == ExitReason.FAIL_ENTRY:
             msg = (f"vCPU {vcpu.index}: KVM failed to enter the guest (hardware entry failure reason "
                    f"{run.u.fail_entry.hardware_entry_failure_reason:#x})")
@@ -533,6 +551,14 @@ class Machine:
                 self.config.log(f"pyvmm: trace: guest write to the firmware ROM at {gpa:#x} ({size} bytes) ignored "
                                 f"(reported once)")
         return True
+
+    def _emulate(self, vcpu: Vcpu, internal) -> str | None:
+        """Finish an instruction KVM's emulator gave up on (vmm.emulation); None when the vCPU may re-enter."""
+        with self._emulation_lock:
+            if self._emulation is None:
+                from .emulation import Emulation
+                self._emulation = Emulation(self.guest, self.vm.vcpus, self._pause)
+        return self._emulation.handle(vcpu, internal)
 
     # --- teardown -----------------------------------------------------------------------
     def close(self) -> None:

@@ -7,11 +7,17 @@ import struct
 from loaders.acpi import parse_table
 from loaders.igvm.parameters import keeps_file_value, parameter_value, parse_memory_map
 from loaders.igvm.constants import MemoryMapEntryType
+from loaders.igvm.structs import ENVIRONMENT_INFO, MMIO_RANGES, VP_COUNT
+
+
+def _mmio_text(value: bytes) -> str:
+    r = MMIO_RANGES.read(value)
+    return f"{r.start0 << 12:#x}+{r.pages0 << 12:#x}, {r.start1 << 12:#x}+{r.pages1 << 12:#x}"
 
 
 def _decode(usage: str, value: bytes) -> str:
     if usage == "VP_COUNT_PARAMETER":
-        return f"{struct.unpack('<I', value)[0]} VPs"
+        return f"{VP_COUNT.read(value).vp_count} VPs"
     if usage == "MEMORY_MAP":
         parts = [f"{g:#x}-{g + s:#x} {MemoryMapEntryType(t).name}" for g, s, t in parse_memory_map(value)]
         return "; ".join(parts)
@@ -26,10 +32,9 @@ def _decode(usage: str, value: bytes) -> str:
         return f"{t.signature} rev {t.revision}, {t.length} bytes, checksum {'ok' if t.checksum_ok else 'BAD'}" + \
             (f": {what}" if what else "")
     if usage == "MMIO_RANGES":
-        a, b, c, d = struct.unpack("<4Q", value)
-        return f"{a << 12:#x}+{b << 12:#x}, {c << 12:#x}+{d << 12:#x}"
+        return _mmio_text(value)
     if usage == "ENVIRONMENT_INFO_PARAMETER":
-        return f"memory_is_shared={struct.unpack('<I', value)[0] & 1}"
+        return f"memory_is_shared={ENVIRONMENT_INFO.read(value).memory_is_shared & 1}"
     return f"{len(value)} bytes"
 
 
@@ -51,9 +56,8 @@ def blob_lines(data: bytes) -> list[str]:
             v = blob.flags()
             bits = [f.name.lower() for f in Flags if v & f.value]
             what = f"{v:#x} ({', '.join(bits)}, console {(v >> 7) & 3})"
-        elif typ == BlobType.MMIO_RANGES:
-            a, b, c, d = struct.unpack("<4Q", payload)
-            what = f"{a << 12:#x}+{b << 12:#x}, {c << 12:#x}+{d << 12:#x}"
+        elif typ == BlobType.MMIO_RANGES:    # the same two (page, count) pairs as IGVM_VHS_MMIO_RANGES
+            what = _mmio_text(payload)
         elif typ == BlobType.BIOS_INFORMATION:
             what = "bios_size_pages {:#x} flags {:#x}".format(*struct.unpack("<II", payload))
         elif typ == BlobType.GIC:

@@ -3,14 +3,10 @@
 from enum import IntEnum, IntFlag
 
 MAGIC = 0x4D564749            # b"IGVM" little-endian
+# (Structure sizes come from their one declaration in structs.py.)
 PAGE_SIZE = 4096
 PAGE_SIZE_2M = 2 << 20
 OPTIONAL_BIT = 1 << 31
-FIXED_HEADER_V1_SIZE = 24
-FIXED_HEADER_V2_SIZE = 32
-VARIABLE_HEADER_SIZE = 8
-NATIVE_CONTEXT_SIZE = 232
-VBS_REGISTER_SIZE = 32
 
 
 class Architecture(IntEnum):

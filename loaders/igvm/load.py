@@ -43,6 +43,12 @@ def choose_platform(f: m.IgvmFile, wanted: str | None = None) -> m.SupportedPlat
                     "VSM_ISOLATION (SEV, SEV-ES, SEV-SNP, TDX and CCA need confidential-computing hardware)")
 
 
+# Bytes the planner may copy to join pages that are contiguous in the guest but not in the file (the writer
+# stores identical pages once). A file of small headers that all name one data page would otherwise turn each
+# 32-byte header into a 4 KiB copy: past this budget such runs stay slices of the file, one write each.
+JOIN_BUDGET = 64 << 20
+
+
 class _Runs:
     """Contiguous page data coalesced into big writes and zero ranges, so applying 64 MiB is a few copies.
 
@@ -52,11 +58,14 @@ class _Runs:
     def __init__(self, plan: LoadPlan) -> None:
         self.plan = plan
         self.chunks: list = []
+        self.offsets: list[int] = []             # file offset of each chunk
+        self.headers: list[int] = []             # header index of each chunk
         self.start = self.end = -1
         self.zero_start = self.zero_end = -1
         self.first = self.first_zero = 0
         self.span_obj = None
         self.span_start = self.span_end = -1     # file offsets of a run that is contiguous in the file too
+        self.budget = JOIN_BUDGET
 
     def data(self, gpa: int, chunk, file_offset: int, header: int) -> None:
         if gpa != self.end:
@@ -68,6 +77,8 @@ class _Runs:
                                           is not self.span_obj):
             self.span_obj = None
         self.chunks.append(chunk)
+        self.offsets.append(file_offset)
+        self.headers.append(header)
         self.end = gpa + len(chunk)
         self.span_end = file_offset + len(chunk)
 
@@ -79,16 +90,37 @@ class _Runs:
 
     def flush_data(self) -> None:
         if self.chunks:
+            size = self.end - self.start
             if len(self.chunks) == 1:
                 data = self.chunks[0]
             elif self.span_obj is not None:
                 data = memoryview(self.span_obj)[self.span_start:self.span_end]
-            else:
+            elif size <= self.budget:
+                self.budget -= size
                 data = b"".join(self.chunks)
-            self.plan.writes.append(MemoryWrite(self.start, data, f"page data (header #{self.first})"))
-        self.chunks = []
+            else:
+                data = None
+                self.split()
+            if data is not None:
+                self.plan.writes.append(MemoryWrite(self.start, data, f"page data (header #{self.first})"))
+        self.chunks, self.offsets, self.headers = [], [], []
         self.start = self.end = -1
         self.span_obj = None
+
+    def split(self) -> None:
+        """The run as one write per stretch that is contiguous in the file too: slices, nothing copied."""
+        gpa = self.start
+        i, n = 0, len(self.chunks)
+        while i < n:
+            j, obj, end = i + 1, getattr(self.chunks[i], "obj", None), self.offsets[i] + len(self.chunks[i])
+            while (j < n and obj is not None and self.offsets[i] and self.offsets[j] == end
+                   and getattr(self.chunks[j], "obj", None) is obj):
+                end += len(self.chunks[j])
+                j += 1
+            data = memoryview(obj)[self.offsets[i]:end] if j > i + 1 else self.chunks[i]
+            self.plan.writes.append(MemoryWrite(gpa, data, f"page data (header #{self.headers[i]})"))
+            gpa += len(data)
+            i = j
 
     def flush_zero(self) -> None:
         if self.zero_end > self.zero_start >= 0:
@@ -156,8 +188,8 @@ def igvm_plan(f: m.IgvmFile, platform: m.SupportedPlatform) -> LoadPlan:
         elif isinstance(d, RequiredMemory):
             plan.required_memory.append((d.gpa, d.number_of_bytes))
         elif isinstance(d, ErrorRange):
-            if not d.gpa or not d.size_bytes:
-                raise LoadError(f"header #{n} (ERROR_RANGE): GPA and size must be non-zero")
+            if not d.size_bytes:   # the reader refuses these; a model built in code may still hold one
+                raise LoadError(f"header #{n} (ERROR_RANGE): the range is empty")
             runs.flush()
             plan.zeros.append(ZeroRange(d.gpa, d.size_bytes, f"error range (header #{n})"))
         elif isinstance(d, VpContext):

@@ -7,15 +7,16 @@ directives hold memoryviews into the caller's buffer.
 
 from __future__ import annotations
 
+import bisect
 import zlib
 
 from ..errors import IgvmError
 from . import model as m
-from .constants import (FIXED_HEADER_V1_SIZE, FIXED_HEADER_V2_SIZE, MAGIC, NATIVE_CONTEXT_SIZE, OPTIONAL_BIT,
-                        PAGE_SIZE, PAGE_SIZE_2M, PARAMETER_USAGE_TYPES, PLATFORM_ARCHES, RANGE_DIRECTIVE, RANGE_INIT,
-                        RANGE_PLATFORM, RESERVED_DO_NOT_USE, Architecture, HeaderType, PageDataFlags, Platform,
-                        RelocationFlags)
-from .structs import BODY_LAYOUTS, FIXED_HEADER_V1, FIXED_HEADER_V2, PAGE_DATA, VARIABLE_HEADER
+from .constants import (MAGIC, OPTIONAL_BIT, PAGE_SIZE, PAGE_SIZE_2M, PARAMETER_USAGE_TYPES, PLATFORM_ARCHES,
+                        RANGE_INIT, RANGE_PLATFORM, RESERVED_DO_NOT_USE, Architecture, HeaderType, PageDataFlags,
+                        Platform, RelocationFlags)
+from .structs import (BODY_LAYOUTS, CHECKSUM_OFFSET, FIXED_HEADER_V1, FIXED_HEADER_V2, NATIVE_VP_CONTEXT_X64,
+                      PAGE_DATA, VARIABLE_HEADER, VBS_CONTEXT_HEADER, VBS_REGISTER)
 from .vpcontext import parse_vbs_context
 
 _HT = {int(t): t for t in HeaderType}
@@ -62,29 +63,54 @@ class _Reader:
         if value % alignment:
             raise self.fail(f"{what} {value:#x} is not {alignment:#x}-aligned")
 
+    def claim_region(self, mask: int, gpa: int, size: int, what: str) -> None:
+        """A relocatable or page-table region: none of one platform's may overlap another (the igvm crate's
+        RelocationRegionsOverlap, checked per mask bit), and none may run past the 64-bit address space.
+
+        Each platform's claimed regions stay sorted and disjoint, so a new one is checked against its two
+        neighbours only (a file of 100,000 regions reads in linear time, not quadratic)."""
+        end = gpa + size
+        if end > 1 << 64:
+            raise self.fail(f"{what} {gpa:#x}+{size:#x} runs past the end of the 64-bit address space")
+        if not size:
+            return
+        for bit in range(32):
+            if mask >> bit & 1:
+                starts, claimed = self.regions.setdefault(bit, ([], []))
+                i = bisect.bisect_right(starts, gpa)
+                for start, stop, other in claimed[max(i - 1, 0):i + 1]:
+                    if gpa < stop and start < end:
+                        raise self.fail(f"{what} {gpa:#x}-{end:#x} overlaps the {other} at {start:#x}-{stop:#x} "
+                                        f"of the same platform (mask bit {bit}); the igvm crate refuses "
+                                        "overlapping relocation regions")
+                starts.insert(i, gpa)
+                claimed.insert(i, (gpa, end, what))
+
     # --- the walk -------------------------------------------------------------------------
     def read(self) -> m.IgvmFile:
         buf = self.buf
-        if self.size < FIXED_HEADER_V1_SIZE:
-            raise self.fail(f"file is {self.size} bytes, shorter than the {FIXED_HEADER_V1_SIZE}-byte fixed header")
-        magic, version, vh_off, vh_size, total, checksum = FIXED_HEADER_V1.unpack_from(buf, 0)
+        if self.size < FIXED_HEADER_V1.size:
+            raise self.fail(f"file is {self.size} bytes, shorter than the {FIXED_HEADER_V1.size}-byte fixed header")
+        fh = FIXED_HEADER_V1.read(buf, 0)
+        magic, version, checksum = fh.magic, fh.format_version, fh.checksum
+        vh_off, vh_size, total = fh.variable_header_offset, fh.variable_header_size, fh.total_file_size
         if magic != MAGIC:
             raise self.fail(f"bad magic {magic:#010x} (an IGVM file starts with 'IGVM')")
         if version not in (1, 2):
             raise self.fail(f"format version {version} is not 1 or 2")
-        fixed_size = FIXED_HEADER_V1_SIZE
+        fixed_size = FIXED_HEADER_V1.size
         arch, page_size = Architecture.X64, PAGE_SIZE
         if version == 2:
-            if self.size < FIXED_HEADER_V2_SIZE:
+            if self.size < FIXED_HEADER_V2.size:
                 raise self.fail("version 2 file is shorter than the 32-byte fixed header")
-            fields = FIXED_HEADER_V2.unpack_from(buf, 0)
-            if fields[6] not in (0, 1):
-                raise self.fail(f"architecture {fields[6]} is not X64 (0) or AARCH64 (1)")
-            arch = Architecture(fields[6])
-            page_size = fields[7]
+            fh2 = FIXED_HEADER_V2.read(buf, 0)
+            if fh2.architecture not in (0, 1):
+                raise self.fail(f"architecture {fh2.architecture} is not X64 (0) or AARCH64 (1)")
+            arch = Architecture(fh2.architecture)
+            page_size = fh2.page_size
             if page_size != PAGE_SIZE:
                 raise self.fail(f"page size {page_size} is not 4096 (the only size the format supports)")
-            fixed_size = FIXED_HEADER_V2_SIZE
+            fixed_size = FIXED_HEADER_V2.size
         if total != self.size:
             raise self.fail(f"total_file_size {total:#x} does not match the file's length {self.size:#x}")
         if vh_off < fixed_size or vh_off % 8:
@@ -94,7 +120,7 @@ class _Reader:
             raise self.fail(f"variable headers end at {vh_off + vh_size:#x}, leaving no file data before the end "
                             f"{total:#x} (the igvm crate rejects an empty data section)")
         header = bytearray(buf[:fixed_size])
-        header[20:24] = b"\0\0\0\0"
+        header[CHECKSUM_OFFSET:CHECKSUM_OFFSET + 4] = bytes(4)
         crc = zlib.crc32(buf[vh_off:vh_off + vh_size], zlib.crc32(header)) & 0xFFFFFFFF
         if crc != checksum:
             raise self.fail(f"checksum {checksum:#010x} does not match the computed CRC-32 {crc:#010x}")
@@ -108,7 +134,8 @@ class _Reader:
         self.declared_mask = 0
         self.areas: dict[int, list] = {}          # index -> [state, size]
         self.pt_regions: dict[int, tuple[int, int]] = {}
-        self.reloc_regions: list[tuple[int, int, int]] = []
+        # mask bit -> (sorted starts, [(gpa, end, what)] in the same order) of the relocation regions claimed
+        self.regions: dict[int, tuple[list[int], list[tuple[int, int, str]]]] = {}
         corim_docs = 0
         corim_sigs = 0
         vp_contexts: list[tuple[int, int, int]] = []   # (mask, vp_index, vtl) of VBS contexts
@@ -165,7 +192,7 @@ class _Reader:
             if new_section > 0 and not platforms:
                 raise self.fail("no SUPPORTED_PLATFORM header precedes it")
             section = new_section
-            f = layout.unpack_from(buf, body)
+            f = layout.read(buf, body)
             if new_section == 0:
                 platforms.append(self.platform(f, platforms))
             elif new_section == 1:
@@ -192,14 +219,19 @@ class _Reader:
         if not platforms:
             self.index = -1
             raise self.fail("the file declares no platform (it needs at least one SUPPORTED_PLATFORM header)")
+        context_masks: dict[int, int] = {}      # VTL -> the platforms with a VBS context for VP 0 at that VTL
+        for cm, cvp, cvtl in vp_contexts:
+            if cvp == 0:
+                context_masks[cvtl] = context_masks.get(cvtl, 0) | cm
         for mask, vp, vtl in reloc_needs:
-            if not any(cm & mask and cvp == vp == 0 and cvtl == vtl for cm, cvp, cvtl in vp_contexts):
+            if not (vp == 0 and context_masks.get(vtl, 0) & mask):
                 raise IgvmError(f"relocation header for mask {mask:#x}, VP {vp}, VTL {vtl} has no matching VBS VP "
                                 f"context (VP 0, same VTL)")
         return m.IgvmFile(version, tuple(platforms), tuple(inits), tuple(directives), arch, page_size, tuple(offsets))
 
-    def platform(self, f: tuple, platforms: list) -> m.SupportedPlatform:
-        mask, vtl, ptype, pver, vtom = f
+    def platform(self, f, platforms: list) -> m.SupportedPlatform:
+        mask, vtl, ptype = f.compatibility_mask, f.highest_vtl, f.platform_type
+        pver, vtom = f.platform_version, f.shared_gpa_boundary
         if mask == 0 or mask & (mask - 1):
             raise self.fail(f"compatibility mask {mask:#x} must have exactly one bit set")
         if mask & self.declared_mask:
@@ -222,15 +254,16 @@ class _Reader:
         self.declared_mask |= mask
         return m.SupportedPlatform(mask, vtl, pt, pver, vtom)
 
-    def init_header(self, typ: int, f: tuple):
+    def init_header(self, typ: int, f):
         if typ == HeaderType.GUEST_POLICY:
-            policy, mask, reserved = f
-            self.check_mask(mask)
-            if reserved:
+            self.check_mask(f.compatibility_mask)
+            if f.reserved:
                 raise self.fail("reserved field is not zero")
-            return m.GuestPolicy(policy, mask)
+            return m.GuestPolicy(f.policy, f.compatibility_mask)
         if typ == HeaderType.RELOCATABLE_REGION:
-            mask, vp, vtl, flags, align, gpa, size, lo, hi = f
+            mask, vtl, flags, align = f.compatibility_mask, f.vtl, f.flags, f.relocation_alignment
+            gpa, size = f.relocation_region_gpa, f.relocation_region_size
+            lo, hi = f.minimum_relocation_gpa, f.maximum_relocation_gpa
             self.check_mask(mask)
             if vtl > 2:
                 raise self.fail(f"VTL {vtl} is above 2")
@@ -244,15 +277,12 @@ class _Reader:
                 raise self.fail(f"minimum relocation GPA {lo:#x} is above the maximum {hi:#x}")
             if flags & ~int(RelocationFlags.IS_VTL2 | RelocationFlags.APPLY_RIP | RelocationFlags.APPLY_GDTR):
                 raise self.fail(f"unknown relocation flags {flags:#x}")
-            for pmask, pgpa, psize in self.pt_regions.values():
-                if pmask & mask and gpa < pgpa + psize and pgpa < gpa + size:
-                    raise self.fail("relocatable region overlaps a page-table relocation region")
-            self.reloc_regions.append((mask, gpa, size))
-            return m.RelocatableRegion(mask, vp, vtl, flags, align, gpa, size, lo, hi)
+            self.claim_region(mask, gpa, size, "relocatable region")
+            return m.RelocatableRegion(**f._asdict())
         if typ == HeaderType.PAGE_TABLE_RELOCATION_REGION:
-            mask, vp, vtl, reserved, gpa, size, used = f
+            mask, vtl, gpa, size, used = f.compatibility_mask, f.vtl, f.gpa, f.size, f.used_size
             self.check_mask(mask)
-            if reserved:
+            if f.reserved:
                 raise self.fail("reserved field is not zero")
             if vtl > 2:
                 raise self.fail(f"VTL {vtl} is above 2")
@@ -264,35 +294,33 @@ class _Reader:
                     if bit in self.pt_regions:
                         raise self.fail("a second page-table relocation region for the same platform")
                     self.pt_regions[bit] = (mask, gpa, size)
-            for rmask, rgpa, rsize in self.reloc_regions:
-                if rmask & mask and gpa < rgpa + rsize and rgpa < gpa + size:
-                    raise self.fail("page-table relocation region overlaps a relocatable region")
-            return m.PageTableRelocation(mask, vp, vtl, gpa, size, used)
+            self.claim_region(mask, gpa, size, "page-table relocation region")
+            return m.PageTableRelocation(mask, f.vp_index, vtl, gpa, size, used)
         if typ in (HeaderType.CORIM_DOCUMENT, HeaderType.CORIM_SIGNATURE):
-            mask, off, size, reserved = f
-            self.check_mask(mask)
-            if reserved:
+            self.check_mask(f.compatibility_mask)
+            if f.reserved:
                 raise self.fail("reserved field is not zero")
-            data = self.data_ref(off, size, "CORIM data")
+            data = self.data_ref(f.file_offset, f.size_bytes, "CORIM data")
             cls = m.CorimDocument if typ == HeaderType.CORIM_DOCUMENT else m.CorimSignature
-            return cls(mask, data)
+            return cls(f.compatibility_mask, data)
         if typ == HeaderType.CCA_POLICY:
-            mask, reserved, zeroes, ones, halg, lfa, reserved2 = f
-            self.check_mask(mask)
+            zeroes, ones = f.attributes_required_zeroes, f.attributes_required_ones
+            halg, lfa = f.hash_algorithm, f.lfa_policy
+            self.check_mask(f.compatibility_mask)
             if self.arch != Architecture.AARCH64:
                 raise self.fail("CCA policy in an X64 file")
-            if reserved or any(reserved2):
+            if f.reserved or any(f.reserved2):
                 raise self.fail("reserved field is not zero")
             if zeroes & ones:
                 raise self.fail(f"attributes required zero and one overlap ({zeroes & ones:#x})")
             if halg > 2 or lfa > 1:
                 raise self.fail(f"hash algorithm {halg} or LFA policy {lfa} is out of range")
-            return m.CcaPolicy(mask, zeroes, ones, halg, lfa)
+            return m.CcaPolicy(f.compatibility_mask, zeroes, ones, halg, lfa)
         raise self.fail("not an initialization header")  # unreachable: ranges are checked
 
-    def directive(self, typ: int, f: tuple, platforms: list, vp_contexts: list):
+    def directive(self, typ: int, f, platforms: list, vp_contexts: list):
         if typ == HeaderType.PAGE_DATA:
-            gpa, mask, off, flags, dtype, reserved = f
+            gpa, mask, off, flags, dtype = f.gpa, f.compatibility_mask, f.file_offset, f.flags, f.data_type
             self.check_mask(mask)
             big = flags & _IS_2MB
             size = PAGE_SIZE_2M if big else PAGE_SIZE
@@ -300,12 +328,12 @@ class _Reader:
                 raise self.fail(f"page GPA {gpa:#x} is not {size:#x}-aligned")
             if dtype > 3:
                 raise self.fail(f"page data type {dtype} is not NORMAL, SECRETS, CPUID_DATA or CPUID_XF")
-            if reserved:
+            if f.reserved:
                 raise self.fail("reserved field is not zero")
             data = self.data_ref(off, size, "page data") if off else None
             return m.PageData(gpa, mask, flags, dtype, data, off)
         if typ in PARAMETER_USAGE_TYPES:
-            idx, byte_offset = f
+            idx, byte_offset = f.parameter_area_index, f.byte_offset
             area = self.areas.get(idx)
             if area is None:
                 raise self.fail(f"parameter area {idx} is not declared before its use")
@@ -316,7 +344,7 @@ class _Reader:
                                 "(stricter than the igvm crate)")
             return m.ParameterUsage(_HT[typ], idx, byte_offset)
         if typ == HeaderType.PARAMETER_AREA:
-            size, idx, off = f
+            size, idx, off = f.number_of_bytes, f.parameter_area_index, f.file_offset
             if size == 0 or size % PAGE_SIZE:
                 raise self.fail(f"parameter area size {size:#x} is not a non-zero multiple of 4 KiB")
             if idx in self.areas:
@@ -325,7 +353,7 @@ class _Reader:
             data = self.data_ref(off, size, "parameter area initial data") if off else None
             return m.ParameterArea(size, idx, data)
         if typ == HeaderType.PARAMETER_INSERT:
-            gpa, mask, idx = f
+            gpa, mask, idx = f.gpa, f.compatibility_mask, f.parameter_area_index
             self.check_mask(mask)
             self.aligned(gpa, "insert GPA")
             area = self.areas.get(idx)
@@ -341,43 +369,46 @@ class _Reader:
         if typ == HeaderType.VP_CONTEXT:
             return self.vp_context(f, platforms, vp_contexts)
         if typ == HeaderType.REQUIRED_MEMORY:
-            gpa, mask, size, flags, reserved = f
+            gpa, mask, size = f.gpa, f.compatibility_mask, f.number_of_bytes
             self.check_mask(mask)
             self.aligned(gpa, "GPA")
             if size % PAGE_SIZE:
                 raise self.fail(f"size {size:#x} is not a multiple of 4 KiB")
-            if reserved:
+            if f.reserved:
                 raise self.fail("reserved field is not zero")
-            return m.RequiredMemory(gpa, mask, size, flags)
+            return m.RequiredMemory(gpa, mask, size, f.flags)
         if typ == HeaderType.ERROR_RANGE:
-            gpa, mask, size = f
+            gpa, mask, size = f.gpa, f.compatibility_mask, f.size_bytes
             self.check_mask(mask)
             self.aligned(gpa, "GPA")
+            if size == 0 or size % PAGE_SIZE:
+                raise self.fail(f"size {size:#x} is not a non-zero multiple of 4 KiB (igvm_defs: size_bytes "
+                                "must be page aligned; an empty range reserves nothing)")
             return m.ErrorRange(gpa, mask, size)
         if typ == HeaderType.SNP_ID_BLOCK:
-            self.check_mask(f[0])
-            return m.SnpIdBlock(f[0], f[1], *f[3:])
+            self.check_mask(f.compatibility_mask)
+            return m.SnpIdBlock(**{k: v for k, v in f._asdict().items() if k != "reserved"})
         if typ == HeaderType.VBS_MEASUREMENT:
-            self.check_mask(f[0])
-            return m.VbsMeasurement(*f)
+            self.check_mask(f.compatibility_mask)
+            return m.VbsMeasurement(**f._asdict())
         raise self.fail("not a directive header")  # unreachable
 
-    def vp_context(self, f: tuple, platforms: list, vp_contexts: list) -> m.VpContext:
-        gpa, mask, off, vp, reserved = f
+    def vp_context(self, f, platforms: list, vp_contexts: list) -> m.VpContext:
+        gpa, mask, off, vp = f.gpa, f.compatibility_mask, f.file_offset, f.vp_index
         plat = next((p for p in platforms if p.compatibility_mask == mask), None)
         if plat is None:
             raise self.fail(f"VP context mask {mask:#x} is not exactly one declared platform's mask")
-        if reserved:
+        if f.reserved:
             raise self.fail("reserved field is not zero (stricter than the igvm crate)")
         pt = plat.platform_type
         if pt == Platform.TDX:
             raise self.fail("TDX has no VP context (it starts from its architectural reset state)")
         if pt == Platform.VSM_ISOLATION:
-            head = self.data_ref(off, 4, "VBS VP context")
-            count = int.from_bytes(head, "little")
-            if count > (self.size - off) // 32:
+            head = self.data_ref(off, VBS_CONTEXT_HEADER.size, "VBS VP context")
+            count = VBS_CONTEXT_HEADER.read(head).register_count
+            if count > (self.size - off) // VBS_REGISTER.size:
                 raise self.fail(f"VBS VP context declares {count} registers, more than the file holds")
-            data = self.data_ref(off, 4 + 32 * count, "VBS VP context")
+            data = self.data_ref(off, VBS_CONTEXT_HEADER.size + VBS_REGISTER.size * count, "VBS VP context")
             try:
                 regs = parse_vbs_context(data)
             except Exception as e:
@@ -391,18 +422,25 @@ class _Reader:
             return m.VpContext(gpa, mask, vp, data)
         if self.arch != Architecture.X64 and pt != Platform.CCA:
             raise self.fail(f"{pt.name} VP context in an {self.arch.name} file")
+        if pt in (Platform.SEV_SNP, Platform.SEV_ES) and gpa % PAGE_SIZE:
+            raise self.fail(f"{pt.name} VMSA GPA {gpa:#x} is not 4 KiB-aligned (the igvm crate refuses it: "
+                            "the VMSA is a page of its own)")
         data = self.data_ref(off, PAGE_SIZE, "VP context")
         if pt in (Platform.NATIVE, Platform.SEV):
-            if any(data[NATIVE_CONTEXT_SIZE:]):
+            if any(data[NATIVE_VP_CONTEXT_X64.size:]):
                 raise self.fail("native VP context page has non-zero bytes after its 232-byte context")
-            attrs = int.from_bytes(data[0xAA:0xAC], "little"), int.from_bytes(data[0xB6:0xB8], "little")
-            if any(a & 0x0F00 for a in attrs):
+            ctx = NATIVE_VP_CONTEXT_X64.read(data)
+            if (ctx.code_attributes | ctx.data_attributes) & 0x0F00:
                 raise self.fail("segment attributes have bits 11:8 set (they must be zero)")
         return m.VpContext(gpa, mask, vp, data)
 
 
 _IS_2MB = int(PageDataFlags.IS_2MB_PAGE)   # plain int: IntFlag arithmetic costs microseconds per header
 _PAGE_DATA = int(HeaderType.PAGE_DATA)
+# The hot loop unpacks PAGE_DATA positionally (a record per page costs a fifth of the read); this is the
+# order it relies on.
+if PAGE_DATA.fields != ("gpa", "compatibility_mask", "file_offset", "flags", "data_type", "reserved"):
+    raise AssertionError("the PAGE_DATA fast path assumes the IGVM_VHS_PAGE_DATA field order")
 
 
 def read_igvm(data: bytes | bytearray | memoryview) -> m.IgvmFile:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import struct
+from collections import namedtuple
 from dataclasses import dataclass
 
 from .constants import HeaderType
@@ -10,7 +12,8 @@ from .constants import HeaderType
 
 @dataclass(frozen=True)
 class Layout:
-    """A little-endian packed C structure: unpack to a tuple of fields, pack from one."""
+    """A little-endian packed C structure: unpack to a tuple of fields (or to a record read by field name),
+    pack from one (or from field names)."""
     name: str
     fmt: str
     fields: tuple[str, ...]
@@ -20,6 +23,51 @@ class Layout:
         object.__setattr__(self, "_s", s)
         if len(self.fields) != len(s.unpack(bytes(s.size))):
             raise AssertionError(f"{self.name}: field names do not match the format")
+
+    @property
+    def record(self) -> type:
+        """A namedtuple of the fields, made on first use (a launch reads few kinds of header)."""
+        rec = self.__dict__.get("_record")
+        if rec is None:
+            rec = namedtuple(self.name, self.fields)
+            object.__setattr__(self, "_record", rec)
+            object.__setattr__(self, "_make", rec._make)
+        return rec
+
+    def read(self, buf, offset: int = 0):
+        """The structure at `offset` as a record whose fields are read by name (f.gpa, f.compatibility_mask)."""
+        try:
+            make = self._make  # type: ignore[attr-defined]
+        except AttributeError:
+            make = self.record._make
+        return make(self._s.unpack_from(buf, offset))  # type: ignore[attr-defined]
+
+    def span(self, name: str) -> tuple[int, int]:
+        """(offset, width) of one field inside the structure, from the format: what a byte-level edit needs."""
+        spans = self.__dict__.get("_spans")
+        if spans is None:
+            spans, pos, fields = {}, 0, iter(self.fields)
+            for count, code in re.findall(r"(\d*)([a-zA-Z?])", self.fmt[1:]):
+                n = int(count or 1)
+                width = struct.calcsize("<" + code)
+                if code == "x":
+                    pos += n
+                elif code == "s":
+                    spans[next(fields)] = (pos, n)
+                    pos += n
+                else:
+                    for _ in range(n):
+                        spans[next(fields)] = (pos, width)
+                        pos += width
+            object.__setattr__(self, "_spans", spans)
+        return spans[name]
+
+    def pack_fields(self, **values) -> bytes:
+        """The structure from named fields; every field must be named (a forgotten one is a bug, not a zero)."""
+        if values.keys() != set(self.fields):
+            missing, unknown = sorted(set(self.fields) - values.keys()), sorted(values.keys() - set(self.fields))
+            raise TypeError(f"{self.name}: missing fields {missing}, unknown fields {unknown}")
+        return self._s.pack(*(values[n] for n in self.fields))  # type: ignore[attr-defined]
 
     @property
     def size(self) -> int:
@@ -78,6 +126,18 @@ NATIVE_VP_CONTEXT_X64 = Layout("IgvmNativeVpContextX64", "<19QH4xHQHHIIHHIIQQQQQ
     "cr3", "cr4", "efer"))
 VBS_CONTEXT_HEADER = Layout("VbsVpContextHeader", "<I", ("register_count",))
 VBS_REGISTER = Layout("VbsVpContextRegister", "<BI11s16s", ("vtl", "register_name", "mbz", "register_value"))
+
+# Host parameter values (the usages' formats in igvm_defs): a u32 VP count and the IgvmEnvironmentInfo bits.
+VP_COUNT = Layout("IgvmVpCount", "<I", ("vp_count",))
+ENVIRONMENT_INFO = Layout("IgvmEnvironmentInfo", "<I", ("memory_is_shared",))
+# The 16-byte HV_REGISTER_VALUE forms a VBS register list uses for segments and descriptor tables
+# (igvm crate hv_defs.rs: HvX64SegmentRegister, HvX64TableRegister).
+HV_SEGMENT = Layout("HvX64SegmentRegister", "<QIHH", ("base", "limit", "selector", "attributes"))
+HV_TABLE = Layout("HvX64TableRegister", "<6sHQ", ("pad", "limit", "base"))
+# Where the fixed header's checksum sits: the CRC-32 covers the fixed header with this field zeroed.
+CHECKSUM_OFFSET = FIXED_HEADER_V1.fields.index("checksum") * 4
+
+
 
 # The body layout of each header type (parameter usages share IGVM_VHS_PARAMETER).
 BODY_LAYOUTS: dict[int, Layout] = {

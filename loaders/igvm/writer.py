@@ -11,9 +11,9 @@ import zlib
 
 from ..errors import IgvmError
 from . import model as m
-from .constants import (FIXED_HEADER_V1_SIZE, FIXED_HEADER_V2_SIZE, MAGIC, PAGE_SIZE, PAGE_SIZE_2M, HeaderType,
+from .constants import (MAGIC, PAGE_SIZE, PAGE_SIZE_2M, HeaderType,
                         PageDataFlags)
-from .structs import (BODY_LAYOUTS, CCA_POLICY, CORIM_DATA, FIXED_HEADER_V1, FIXED_HEADER_V2, GUEST_POLICY,
+from .structs import (BODY_LAYOUTS, CCA_POLICY, CHECKSUM_OFFSET, CORIM_DATA, FIXED_HEADER_V1, FIXED_HEADER_V2, GUEST_POLICY,
                       PAGE_TABLE_RELOCATION, PARAMETER, RELOCATABLE_REGION, VARIABLE_HEADER)
 
 
@@ -90,7 +90,7 @@ def _body(h, data: _Data) -> tuple[int, bytes]:
 
 def write_igvm(f: m.IgvmFile) -> bytes:
     """Serialize a model; the result reads back equal to it (if the model is valid)."""
-    fixed = FIXED_HEADER_V2_SIZE if f.version == 2 else FIXED_HEADER_V1_SIZE
+    fixed = FIXED_HEADER_V2.size if f.version == 2 else FIXED_HEADER_V1.size
     headers = [*f.platforms, *f.initializations, *f.directives]
     # Two passes: header sizes do not depend on offsets, so lay the headers out first.
     vh_size = 0
@@ -114,5 +114,5 @@ def write_igvm(f: m.IgvmFile) -> bytes:
     else:
         head = FIXED_HEADER_V1.pack(MAGIC, 1, fixed, len(var), total, 0)
     crc = zlib.crc32(var, zlib.crc32(head)) & 0xFFFFFFFF
-    head = head[:20] + crc.to_bytes(4, "little") + head[24:]
+    head = head[:CHECKSUM_OFFSET] + crc.to_bytes(4, "little") + head[CHECKSUM_OFFSET + 4:]
     return b"".join([head, var, *data.chunks])
