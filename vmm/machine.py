@@ -361,13 +361,13 @@ class Machine:
         """Run all vCPUs until the guest exits, resets, powers off, fails, or the timeout passes."""
         if threading.current_thread() is threading.main_thread():
             install_kick_handler()
+        if self.config.milestones is not None:
+            self.config.milestones.started()
         threads = [threading.Thread(target=self._vcpu_thread, args=(v,), name=f"vcpu{v.index}", daemon=True)
                    for v in self.vm.vcpus]
         for t in threads:
             t.start()
         deadline = None if timeout is None else time.monotonic() + timeout
-        if self.config.milestones is not None:
-            self.config.milestones.started()
         sample = "rip" in self.config.trace
         while not self._stop.wait(DRAIN_INTERVAL):
             self.drain_serial()

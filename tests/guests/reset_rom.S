@@ -1,7 +1,8 @@
 /* A 64 KiB firmware ROM: the processor must start at its last 16 bytes (0xFFFFFFF0, CS base 0xFFFF0000) in the
-   x86 reset state. It checks CR0, that the ROM ignores writes through its 4 GiB window (CS) and through the alias
+   x86 reset state. It checks CR0, loads the x87 control word from the ROM (fldcw: where KVM cannot emulate it,
+   pyvmm's emulator reads the operand from the ROM), that the ROM ignores writes through its 4 GiB window (CS) and through the alias
    at 0xF0000 (DS = 0xF000), that both show the same byte, sends "rom ok" to COM1 and "dbg" to port 0x402, and exits
-   through port 0xf4 with 0x30 (a failed check exits with its own code, 0x31-0x36). Linked at 0: an offset in
+   through port 0xf4 with 0x30 (a failed check exits with its own code, 0x31-0x37). Linked at 0: an offset in
    the image is an offset in the CS segment. */
     .code16
     .globl _start
@@ -11,6 +12,13 @@ _start:
     jne fail1
     cmpb $0x5a, %cs:marker
     jne fail2
+    xor %ax, %ax                    /* x87 control word loaded from the ROM (OVMF's SEC does this too) */
+    mov %ax, %ds
+    fninit
+    fldcw %cs:fpucw
+    fnstcw 0x500
+    cmpw $0x027f, 0x500
+    jne fail7
     movb $0x00, %cs:marker          /* a write to the read-only window: ignored */
     movb $0x11, %cs:marker
     cmpb $0x5a, %cs:marker
@@ -53,11 +61,14 @@ fail4: mov $0x34, %al
 fail5: mov $0x35, %al
     jmp done
 fail6: mov $0x36, %al
+    jmp done
+fail7: mov $0x37, %al
 done:
     out %al, $0xf4
     hlt
 msg: .asciz "rom ok\n"
 marker: .byte 0x5a
+fpucw: .word 0x027f
 
     .org 0xfff0
 reset_vector:
