@@ -241,7 +241,9 @@ def test_guest_sees_the_pc_platform(guest):
     assert (f["isa_id"], f["isa_class"], f["isa_header"], f["isa_command"]) == (0x70008086, 0x060100, 0x80, 3)
     assert (f["pm_id"], f["absent"]) == (0x71138086, 0xFFFFFFFF)
     assert (f["pmba"], f["pmregmisc"]) == (PC.pm_base | 1, 1)       # a direct boot: enabled where the FADT says
-    assert abs(f["pm_ticks_2s"] - 2 * PM_TIMER_HZ) < 0.02 * 2 * PM_TIMER_HZ, f["pm_ticks_2s"]
+    # two RTC seconds of PM ticks; the slack is how late a descheduled guest may see a second change on a loaded
+    # host, far below what a wrong rate gives (a 1.19 MHz PIT rate, a ms count: off by 66 % and more)
+    assert abs(f["pm_ticks_2s"] - 2 * PM_TIMER_HZ) < 0.1 * 2 * PM_TIMER_HZ, f["pm_ticks_2s"]
     assert f["pm_timer_high"] == 0
     cmos = {int(m[1], 16): int(m[2], 16) for m in re.finditer(r"^cmos0x(\w+)=0x(\w+)$", r.text, re.M)}
     assert (cmos[0x0A] & 0x80, cmos[0x0D], cmos[0x0F]) == (0, 0x80, 0)
