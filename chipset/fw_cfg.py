@@ -144,7 +144,10 @@ class FwCfg:
         self._names = {sel: f.name for sel, f in pairs}
         self._writable: dict[int, WriteCallback | None] = {}     # selector -> on_write, for writable files only
         for sel, f in pairs:
-            self._table[sel] = bytearray(f.data) if f.writable else f.data
+            # a writable file handed in as a bytearray is served from it, so its owner can put back in on_write
+            # what it accepted (a shadow copy, as etc/vmfwupdate does); other data is copied
+            own = f.writable and isinstance(f.data, bytearray)
+            self._table[sel] = f.data if own or not f.writable else bytearray(f.data)
             if f.writable:
                 self._writable[sel] = f.on_write
         self._table.setdefault(Key.SIGNATURE, SIGNATURE)

@@ -1,22 +1,21 @@
-"""A loader regression test as a pyvmm user writes it: build an IGVM, launch it, assert on what the guest saw.
+"""A loader regression test as a pyvmm user writes it, on pyvmm's pytest plugin (installed with pyvmm).
 
-Run it with `python -m pytest examples/`. It needs gcc/binutils and a usable /dev/kvm. Copy it and replace
-the guest with yours (or read an IGVM file your own tool produced and skip the build step).
+Run it with `python -m pytest examples/` (add `-n auto` with pytest-xdist). Copy it and put your own IGVM files
+in: `pyvmm_run` launches one and, when a test fails, shows the guest's serial output (and the register dump of
+a crash) in the report; `igvm_snapshot` compares a file's load plan with `__igvm_snapshots__/NAME.plan` beside
+this file (`pytest --igvm-snapshot-update` writes it the first time and after an intended change). Guests to
+test with: vmm/testing.py.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 
-from kvm import kvm_usable
-from loaders.igvm import HeaderType, Platform
-from loaders.igvm.pack import ParamSpec, pack_flat_image
-from vmm.api import run_igvm
+from vmm.testing import HeaderType, ParamSpec, ToolchainMissing, assemble, flat_guest
+
+HERE = Path(__file__).resolve().parent
 
 # A 64-bit guest: print "vps=<n>" from the VP_COUNT parameter area at 0x20000, then exit(0x10) via port 0xf4.
 GUEST = r"""
@@ -53,51 +52,35 @@ msg: .asciz "vps="
 """
 
 
-def _need(what: str) -> None:
-    if os.environ.get("PYVMM_REQUIRE_KVM") == "1":
-        pytest.fail(what)
-    pytest.skip(what)
-
-
-@pytest.fixture
-def guest_igvm(tmp_path):
-    if shutil.which("gcc") is None or shutil.which("objcopy") is None:
-        _need("gcc and objcopy are needed to build the example guest")
-    if kvm_usable() is not None:
-        _need(f"/dev/kvm: {kvm_usable()}")
-    (tmp_path / "g.S").write_text(GUEST)
-    subprocess.run(["gcc", "-nostdlib", "-static", "-Wl,-Ttext=0x100000", "-Wl,--no-warn-rwx-segments",
-                    "-o", "g.elf", "g.S"], cwd=tmp_path, check=True)
-    subprocess.run(["objcopy", "-O", "binary", "g.elf", "g.bin"], cwd=tmp_path, check=True)
-    image = (tmp_path / "g.bin").read_bytes()
-    path = tmp_path / "guest.igvm"
-    path.write_bytes(pack_flat_image(image, platform=Platform.NATIVE,
-                                     params=(ParamSpec(HeaderType.VP_COUNT_PARAMETER, 0x20000),)))
-    return path
+@pytest.fixture(scope="module")
+def vp_count_guest() -> bytes:
+    """The guest above as an IGVM file (bytes) with a VP_COUNT parameter area at 0x20000."""
+    try:
+        image = assemble(GUEST)
+    except ToolchainMissing as e:
+        pytest.skip(str(e))
+    return flat_guest(image, params=(ParamSpec(HeaderType.VP_COUNT_PARAMETER, 0x20000),))
 
 
 @pytest.mark.parametrize("cpus", [1, 3])
-def test_guest_sees_the_vp_count(guest_igvm, cpus):
-    out = run_igvm(guest_igvm, memory="128M", cpus=cpus, timeout=20)
+def test_guest_sees_the_vp_count(pyvmm_run, vp_count_guest, cpus):
+    out = pyvmm_run(vp_count_guest, memory="128M", cpus=cpus, timeout=20)
     assert out.status == (0x10 << 1) | 1          # the guest's debug-exit value, as the pyvmm command returns it
     assert out.text == f"vps={cpus}\n"
 
 
-def test_the_load_plan_is_what_we_expect(guest_igvm):
-    plan = subprocess.run([sys.executable, "-m", "vmm", "igvm", "plan", str(guest_igvm), "-p", "2"],
-                          capture_output=True, text=True, check=True).stdout
-    assert "param 0x0000020000-0x0000021000 0x1000" in plan
-    assert "parameter 0 VP_COUNT_PARAMETER@0x0: 2 VPs" in plan
-    assert "  rip = 0x100000" in plan
+def test_the_bundled_uefi_example_loads_as_before(igvm_snapshot):
+    """Every range, register, parameter and UEFI config blob entry of a type=uefi launch with 256 MiB."""
+    igvm_snapshot("hello-uefi", HERE / "hello-uefi.igvm", igvm_type="uefi", memory="256M")
 
 
+@pytest.mark.kvm
 def test_the_readmes_first_command_runs_the_bundled_uefi_example():
     """README: `pyvmm --igvm type=uefi,path=examples/hello-uefi.igvm -m 256M --no-reboot`."""
-    if kvm_usable() is not None:
-        _need(f"/dev/kvm: {kvm_usable()}")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    import subprocess
+    import sys
     p = subprocess.run([sys.executable, "-m", "vmm", "--igvm", "type=uefi,path=examples/hello-uefi.igvm", "-m",
-                        "256M", "--no-reboot"], cwd=root, capture_output=True, text=True, timeout=60)
+                        "256M", "--no-reboot"], cwd=HERE.parent, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("uefi probe: r12=0x709000\nblob count=12 ")
     assert "memory 0x0-0x10000000 flags=0\n" in p.stdout and p.stdout.endswith("structures=ok\n")

@@ -418,8 +418,8 @@ def test_bzimage_items_follow_qemu():
 
 # --- guests -------------------------------------------------------------------------------------------------------
 def expected_probe(items: FwCfgItems, kernel: dict | None = None) -> list[str]:
-    """The lines fwcfg_probe.c prints for this item set."""
-    blob, pairs = directory(items.files)
+    """The lines fwcfg_probe.c prints for this item set on a machine (which adds the 32-byte etc/vmfwupdate)."""
+    blob, pairs = directory(items.files + [FwCfgFile("etc/vmfwupdate", bytes(32))])
     user = items.file("opt/test").data
     out = ["dma_sig=QEMU CFG"]
     for mode in ("pio", "dma"):

@@ -60,3 +60,28 @@ def test_slit_and_pptt_are_always_filled_where_openvmm_may_skip_them(cpus):
     for usage in ("SLIT", "PPTT"):
         with pytest.raises(LoadError, match=f"the machine has no {usage} table to give"):
             fill_area(ParameterRequest(0, 4096, usages=[(usage, 0)]), replace(host, **{usage.lower(): b""}))
+
+
+def test_a_relaunch_zeroes_the_unwritten_rest_of_a_parameter_area():
+    """Only an area's written prefix is held (a file's claimed size is not allocated); a fresh guest's RAM is
+    zero already, but on a relaunch (reset) the machine must zero the rest of the area the guest may have
+    scribbled on. Machine.load is driven on real GuestMemory with no vCPUs: the plan has no VP 0, so load
+    stops with LoadError right after applying memory."""
+    from loaders.plan import LoadPlan
+    from vmm.machine import Machine
+    from vmm.memory import GuestMemory
+    host = host_info(16 << 20, 1)
+    req = ParameterRequest(0, 0x10000, usages=[("VP_COUNT_PARAMETER", 0)], gpa=0x100000)
+    req.data = fill_area(req, host)
+    assert len(req.data) == 0x1000          # the prefix only, not the 64 KiB the area claims
+    plan = LoadPlan(parameters=[req])
+    with GuestMemory(16 << 20) as mem:
+        m = Machine.__new__(Machine)
+        m.memory, m._fresh = mem, True
+        with pytest.raises(LoadError, match="no register state for VP 0"):
+            m.load(plan)
+        mem.write(0x100000, b"\xcc" * 0x10000)   # the guest scribbles over the whole area, then resets
+        with pytest.raises(LoadError, match="no register state for VP 0"):
+            m.load(plan)
+        assert mem.read(0x100000, 4) == struct.pack("<I", 1)
+        assert mem.read(0x100004, 0x10000 - 4) == bytes(0x10000 - 4)

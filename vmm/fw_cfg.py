@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 
 from chipset.fw_cfg import FwCfgFile, FwCfgItems, Key, directory
+from chipset.vmfwupdate import FILE_NAME as VMFWUPDATE_FILE
 from loaders.acpi import build_madt
 from loaders.acpi.table_loader import build_qemu_acpi
 from loaders.errors import LoadError
@@ -41,8 +42,10 @@ def e820_table(memory: int) -> bytes:
 
 def fw_cfg_items(memory: int, cpus: int, files: tuple[FwCfgFile, ...] = (),
                  kernel_keys: dict[int, bytes | memoryview] | None = None,
-                 kernel_files: tuple[FwCfgFile, ...] = ()) -> FwCfgItems:
-    """The whole item set for a machine; ValueError for duplicate file names or too many files."""
+                 kernel_files: tuple[FwCfgFile, ...] = (), vmfwupdate: bool = True) -> FwCfgItems:
+    """The whole item set for a machine; ValueError for duplicate file names or too many files.
+
+    With vmfwupdate a slot is kept for etc/vmfwupdate, which each machine adds with its own device model."""
     keys: dict[int, bytes | memoryview] = {
         Key.UUID: bytes(16),
         Key.RAM_SIZE: struct.pack("<Q", memory),
@@ -59,7 +62,8 @@ def fw_cfg_items(memory: int, cpus: int, files: tuple[FwCfgFile, ...] = (),
     base = [FwCfgFile("etc/boot-fail-wait", _u32(BOOT_FAIL_WAIT)), FwCfgFile("etc/e820", e820_table(memory)),
             FwCfgFile("bootorder", b"")] + [FwCfgFile(name, data) for name, data in acpi.items()]
     items = FwCfgItems(keys, base + list(kernel_files) + list(files))
-    directory(items.files)                        # duplicates / slots checked now, not when a machine starts
+    reserved = [FwCfgFile(VMFWUPDATE_FILE, bytes(32))] if vmfwupdate else []
+    directory(items.files + reserved)             # duplicates / slots checked now, not when a machine starts
     return items
 
 

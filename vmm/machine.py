@@ -1,7 +1,7 @@
 """The machine: one KVM VM with RAM, in-kernel irqchip and PIT, the chipset, and one thread per vCPU.
 
-A Machine runs once. A guest reset ends the run with Outcome.RESET; relaunching (a fresh Machine
-loaded from the same plan) is the caller's decision, see vmm.launch.
+A Machine runs once. A guest reset ends the run with Outcome.RESET; relaunching (a fresh Machine on the same
+guest RAM, loaded from the same plan or from a vmfwupdate image) is the caller's decision, see vmm.launch.
 """
 
 from __future__ import annotations
@@ -97,20 +97,26 @@ class MachineConfig:
     firmware_window: int = 0                            # bytes of firmware window without an image (an IGVM fills it)
     debugcon: Callable[[bytes], None] | None = None     # --debugcon: port 0x402's sink; None: the port is unassigned
     milestones: object | None = None                    # vmm.milestones.Milestones (--trace milestones)
+    vmfwupdate: bool = True                             # the etc/vmfwupdate fw_cfg file (--no-vmfwupdate: False)
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
 
 class Machine:
     """A VM ready to load a plan and run; a context manager that releases every fd and mapping."""
 
-    def __init__(self, config: MachineConfig, kvm: Kvm | None = None) -> None:
+    def __init__(self, config: MachineConfig, kvm: Kvm | None = None, memory: GuestMemory | None = None) -> None:
+        """memory: guest RAM to run on (kept by the caller across resets); None: fresh RAM owned by this machine."""
         if not 1 <= config.cpus <= 255:
             raise ValueError(f"processor count {config.cpus} is outside 1..255")
+        if memory is not None and memory.size != config.memory:
+            raise ValueError(f"guest RAM is {memory.size:#x} bytes, the config says {config.memory:#x}")
         self.config = config
         self._own_kvm = kvm is None
         self.kvm = kvm or Kvm()
         self.vm = None
-        self.memory: GuestMemory | None = None
+        self._own_memory = memory is None
+        self.memory: GuestMemory | None = memory
+        self.vmfwupdate = None          # chipset.vmfwupdate.VmFwUpdate when the machine has the device
         self.window = None             # vmm.firmware.FirmwareWindow, with --bios or a firmware IGVM
         self.guest = None              # guest-physical reads: RAM, or RAM and the window (vmm.firmware.GuestView)
         self._stop = threading.Event()
@@ -124,7 +130,6 @@ class Machine:
         self._emulation = None             # vmm.emulation.Emulation, made at the first emulation failure
         self._emulation_lock = threading.Lock()
         self._pause = None                 # vmm.pause.VcpuPause on a multi-vCPU machine
-        self._fresh = True
         try:
             self._build()
         except BaseException:
@@ -138,7 +143,9 @@ class Machine:
         self.vm = vm = kvm.create_vm()
         vm.set_tss_addr(PC.tss_addr)
         vm.set_identity_map_addr(PC.identity_map_addr)
-        self.memory = self.guest = GuestMemory(cfg.memory)
+        if self.memory is None:
+            self.memory = GuestMemory(cfg.memory)
+        self.guest = self.memory
         self._add_memory()
         vm.create_irqchip()
         vm.set_gsi_routing(pc_gsi_routes())
@@ -265,6 +272,10 @@ class Machine:
         if items is None:
             from .fw_cfg import fw_cfg_items
             items = fw_cfg_items(self.config.memory, self.config.cpus)
+        if self.config.vmfwupdate and items.file("etc/vmfwupdate") is None:
+            from chipset.vmfwupdate import VmFwUpdate
+            self.vmfwupdate = VmFwUpdate(self.memory.ranges(), log=self.config.log)
+            items = FwCfgItems(items.keys, [*items.files, self.vmfwupdate.file()])
         on_error = None
         if "exits" in self.config.trace:
             def on_error(why: str) -> None:
@@ -301,15 +312,17 @@ class Machine:
     def load(self, plan: LoadPlan) -> None:
         """Apply a plan: check it against RAM, then zero ranges, writes, parameter areas, VP registers.
 
-        LoadError (a ValueError) if anything overlaps or misses RAM. A fresh machine's RAM is already zero, so
-        zero ranges are only checked, not written (no host pages touched for them).
+        LoadError (a ValueError) if anything overlaps or misses RAM. RAM no load has touched is already zero, so
+        zero ranges are then only checked, not written (no host pages touched for them); RAM kept from an earlier
+        boot (a reset) gets them zeroed.
         """
         mem, window = self.memory, self.window
         plan.check(self.load_ranges())
-        fresh, self._fresh = self._fresh, False
+        fresh, mem.untouched = mem.untouched, False
         if not fresh:
             for z in plan.zeros:
-                mem.zero(z.gpa, z.size)
+                if window is None or not window.contains(z.gpa, z.size):   # a window is new with every machine
+                    mem.zero(z.gpa, z.size)
         for w in plan.writes:
             if window is not None and window.contains(w.gpa, len(w.data)):
                 window.write(w.gpa, w.data)
@@ -569,7 +582,8 @@ class Machine:
             self.vm = None
         self.guest = None
         if self.memory is not None:
-            self.memory.close()
+            if self._own_memory:
+                self.memory.close()
             self.memory = None
         if self.window is not None:
             self.window.close()

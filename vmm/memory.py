@@ -64,6 +64,7 @@ class GuestMemory:
 
     def __init__(self, size: int) -> None:
         self.size = size
+        self.untouched = True             # no plan was applied yet: every byte still reads as zero
         self.regions: list[Region] = []
         try:
             for gpa, n in ram_layout(size):
@@ -90,6 +91,11 @@ class GuestMemory:
             return True
         except GuestMemoryError:
             return False
+
+    def host_address(self, gpa: int, size: int) -> int:
+        """The host address of [gpa, gpa+size), which must lie in one RAM range (for ctypes.memmove)."""
+        r, off = self._find(gpa, size)
+        return r.mapping.addr + off
 
     def view(self, gpa: int, size: int) -> memoryview:
         """A writable view of guest RAM; valid until close(), so callers must not keep it."""

@@ -70,11 +70,14 @@ def blob_lines(data: bytes) -> list[str]:
     return out
 
 
-def plan_lines(prepared) -> list[str]:
-    """Header, the plan's lines, then one line per parameter usage with its decoded value."""
+def plan_lines(prepared, label: str | None = None) -> list[str]:
+    """Header, the plan's lines, then one line per parameter usage with its decoded value.
+
+    The header names `label` (default: the file's path); it is the one line a comparison ignores (a "# " line).
+    """
     host, plan = prepared.host, prepared.plan
     ram = ", ".join(f"{g:#x}-{g + s:#x}" for g, s in host.ram)
-    out = [f"# pyvmm load plan for {prepared.path}",
+    out = [f"# pyvmm load plan for {prepared.path if label is None else label}",
            f"platform {prepared.platform.platform_type.name} (mask {prepared.platform.compatibility_mask:#x}), "
            f"{len(prepared.file.directives)} directives",
            f"machine: {host.cpus} vCPU(s), RAM {ram}"]

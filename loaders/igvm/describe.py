@@ -18,28 +18,39 @@ import hashlib
 
 from .constants import PAGE_SIZE, PAGE_SIZE_2M, HeaderType, PageDataFlags, PageDataType, Platform
 from .model import IgvmFile, PageData, VpContext
+from .structs import BODY_LAYOUTS, VARIABLE_HEADER
 from .vpcontext import parse_native_context, parse_vbs_context
 
 SCHEMA = "pyvmm-igvm-dump/1"
 
 
-def _value(v):
+def _value(v, memo: dict | None = None, key=None):
+    """A field for the dump; blobs become {size, sha256[, hex]}, hashed once per (file offset, size) in `memo`."""
     if isinstance(v, enum.Enum):
         return v.name
     if isinstance(v, (bytes, bytearray, memoryview)):
-        b = bytes(v)
-        out = {"size": len(b), "sha256": hashlib.sha256(b).hexdigest()}
-        if len(b) <= 64:
-            out["hex"] = b.hex()
+        if memo is not None and key is not None and (key, len(v)) in memo:
+            return dict(memo[key, len(v)])
+        out = {"size": len(v), "sha256": hashlib.sha256(v).hexdigest()}
+        if len(v) <= 64:
+            out["hex"] = bytes(v).hex()
+        if memo is not None and key is not None:
+            memo[key, len(v)] = out
         return out
     return v
 
 
-def header_dict(h, index: int, offset: int, platforms) -> dict:
+def header_dict(h, index: int, offset: int, platforms, raw=None, memo: dict | None = None) -> dict:
+    """One header as a dict. With the file (`raw`) and a `memo`, a blob that several headers name at one file
+    offset is hashed once: a file of small headers naming one large blob must not cost its size per header."""
     d = {"index": index, "offset": offset, "type": h.kind.name}
+    key = None
+    layout = BODY_LAYOUTS.get(int(h.kind))
+    if raw is not None and offset is not None and layout is not None and "file_offset" in layout.fields:
+        key = layout.read(raw, offset + VARIABLE_HEADER.size).file_offset
     for f in dataclasses.fields(h):
         if f.name != "kind":
-            d[f.name] = _value(getattr(h, f.name))
+            d[f.name] = _value(getattr(h, f.name), memo, key)
     if isinstance(h, VpContext):
         plat = next((p.platform_type for p in platforms if p.compatibility_mask == h.compatibility_mask), None)
         d["platform"] = plat.name if plat is not None else None
@@ -74,13 +85,15 @@ def describe(f: IgvmFile, raw: bytes | memoryview) -> dict:
     np, ni = len(f.platforms), len(f.initializations)
     off = lambda i: offs[i] if i < len(offs) else None  # noqa: E731
     pages = [d for d in f.directives if isinstance(d, PageData)]
+    memo: dict = {}
     return {
         "schema": SCHEMA,
         "file": {"version": f.version, "architecture": f.architecture.name, "page_size": f.page_size,
                  "size": len(raw), "checksum": int.from_bytes(bytes(raw[20:24]), "little")},
         "platforms": [header_dict(p, i, off(i), f.platforms) for i, p in enumerate(f.platforms)],
-        "initialization": [header_dict(h, np + i, off(np + i), f.platforms) for i, h in enumerate(f.initializations)],
-        "directives": [header_dict(h, np + ni + i, off(np + ni + i), f.platforms)
+        "initialization": [header_dict(h, np + i, off(np + i), f.platforms, raw, memo)
+                           for i, h in enumerate(f.initializations)],
+        "directives": [header_dict(h, np + ni + i, off(np + ni + i), f.platforms, raw, memo)
                        for i, h in enumerate(f.directives) if not isinstance(h, PageData)],
         "page_ranges": page_ranges(f.directives),
         "totals": {"headers": np + ni + len(f.directives), "page_data": len(pages),

@@ -94,7 +94,7 @@ class _Runs:
             if len(self.chunks) == 1:
                 data = self.chunks[0]
             elif self.span_obj is not None:
-                data = memoryview(self.span_obj)[self.span_start:self.span_end]
+                data = memoryview(self.span_obj).cast("B")[self.span_start:self.span_end]   # bytes of any exporter
             elif size <= self.budget:
                 self.budget -= size
                 data = b"".join(self.chunks)
@@ -117,7 +117,7 @@ class _Runs:
                    and getattr(self.chunks[j], "obj", None) is obj):
                 end += len(self.chunks[j])
                 j += 1
-            data = memoryview(obj)[self.offsets[i]:end] if j > i + 1 else self.chunks[i]
+            data = memoryview(obj).cast("B")[self.offsets[i]:end] if j > i + 1 else self.chunks[i]
             self.plan.writes.append(MemoryWrite(gpa, data, f"page data (header #{self.headers[i]})"))
             gpa += len(data)
             i = j

@@ -21,6 +21,7 @@ class Layout:
     def __post_init__(self) -> None:
         s = struct.Struct(self.fmt)
         object.__setattr__(self, "_s", s)
+        object.__setattr__(self, "_fieldset", frozenset(self.fields))
         if len(self.fields) != len(s.unpack(bytes(s.size))):
             raise AssertionError(f"{self.name}: field names do not match the format")
 
@@ -64,7 +65,7 @@ class Layout:
 
     def pack_fields(self, **values) -> bytes:
         """The structure from named fields; every field must be named (a forgotten one is a bug, not a zero)."""
-        if values.keys() != set(self.fields):
+        if values.keys() != self._fieldset:  # type: ignore[attr-defined]
             missing, unknown = sorted(set(self.fields) - values.keys()), sorted(values.keys() - set(self.fields))
             raise TypeError(f"{self.name}: missing fields {missing}, unknown fields {unknown}")
         return self._s.pack(*(values[n] for n in self.fields))  # type: ignore[attr-defined]

@@ -11,10 +11,8 @@ import zlib
 
 from ..errors import IgvmError
 from . import model as m
-from .constants import (MAGIC, PAGE_SIZE, PAGE_SIZE_2M, HeaderType,
-                        PageDataFlags)
-from .structs import (BODY_LAYOUTS, CCA_POLICY, CHECKSUM_OFFSET, CORIM_DATA, FIXED_HEADER_V1, FIXED_HEADER_V2, GUEST_POLICY,
-                      PAGE_TABLE_RELOCATION, PARAMETER, RELOCATABLE_REGION, VARIABLE_HEADER)
+from .constants import MAGIC, PAGE_SIZE, PAGE_SIZE_2M, HeaderType, PageDataFlags
+from .structs import BODY_LAYOUTS, CHECKSUM_OFFSET, FIXED_HEADER_V1, FIXED_HEADER_V2, VARIABLE_HEADER
 
 
 class _Data:
@@ -39,52 +37,56 @@ class _Data:
 
 
 def _body(h, data: _Data) -> tuple[int, bytes]:
-    """(header type, body bytes) of one header; file offsets come from the data section."""
+    """(header type, body bytes) of one header, packed by field name; file offsets come from the data section."""
     k = h.kind
+    layout = BODY_LAYOUTS[k]
     if k == HeaderType.SUPPORTED_PLATFORM:
-        return k, BODY_LAYOUTS[k].pack(h.compatibility_mask, h.highest_vtl, int(h.platform_type), h.platform_version,
-                                       h.shared_gpa_boundary)
+        return k, layout.pack_fields(compatibility_mask=h.compatibility_mask, highest_vtl=h.highest_vtl,
+                                     platform_type=int(h.platform_type), platform_version=h.platform_version,
+                                     shared_gpa_boundary=h.shared_gpa_boundary)
     if k == HeaderType.GUEST_POLICY:
-        return k, GUEST_POLICY.pack(h.policy, h.compatibility_mask, 0)
+        return k, layout.pack_fields(policy=h.policy, compatibility_mask=h.compatibility_mask, reserved=0)
     if k == HeaderType.RELOCATABLE_REGION:
-        return k, RELOCATABLE_REGION.pack(h.compatibility_mask, h.vp_index, h.vtl, h.flags, h.relocation_alignment,
-                                          h.relocation_region_gpa, h.relocation_region_size,
-                                          h.minimum_relocation_gpa, h.maximum_relocation_gpa)
+        return k, layout.pack_fields(**{n: getattr(h, n) for n in layout.fields})
     if k == HeaderType.PAGE_TABLE_RELOCATION_REGION:
-        return k, PAGE_TABLE_RELOCATION.pack(h.compatibility_mask, h.vp_index, h.vtl, 0, h.gpa, h.size, h.used_size)
+        return k, layout.pack_fields(compatibility_mask=h.compatibility_mask, vp_index=h.vp_index, vtl=h.vtl,
+                                     reserved=0, gpa=h.gpa, size=h.size, used_size=h.used_size)
     if k in (HeaderType.CORIM_DOCUMENT, HeaderType.CORIM_SIGNATURE):
-        return k, CORIM_DATA.pack(h.compatibility_mask, data.add(h.data), len(h.data), 0)
+        return k, layout.pack_fields(compatibility_mask=h.compatibility_mask, file_offset=data.add(h.data),
+                                     size_bytes=len(h.data), reserved=0)
     if k == HeaderType.CCA_POLICY:
-        return k, CCA_POLICY.pack(h.compatibility_mask, 0, h.attributes_required_zeroes, h.attributes_required_ones,
-                                  h.hash_algorithm, h.lfa_policy, bytes(6))
+        return k, layout.pack_fields(compatibility_mask=h.compatibility_mask, reserved=0,
+                                     attributes_required_zeroes=h.attributes_required_zeroes,
+                                     attributes_required_ones=h.attributes_required_ones,
+                                     hash_algorithm=h.hash_algorithm, lfa_policy=h.lfa_policy, reserved2=bytes(6))
     if k == HeaderType.PARAMETER_AREA:
         off = data.add(h.initial_data, h.number_of_bytes) if h.initial_data is not None else 0
-        return k, BODY_LAYOUTS[k].pack(h.number_of_bytes, h.parameter_area_index, off)
+        return k, layout.pack_fields(number_of_bytes=h.number_of_bytes, parameter_area_index=h.parameter_area_index,
+                                     file_offset=off)
     if k == HeaderType.PAGE_DATA:
         size = PAGE_SIZE_2M if h.flags & PageDataFlags.IS_2MB_PAGE else PAGE_SIZE
         if h.data is not None and len(h.data) > size:
             raise IgvmError(f"page data at GPA {h.gpa:#x} is {len(h.data):#x} bytes, more than a {size:#x} page")
         off = data.add(h.data, size) if h.data is not None else 0
-        return k, BODY_LAYOUTS[k].pack(h.gpa, h.compatibility_mask, off, h.flags, h.data_type, 0)
+        return k, layout.pack_fields(gpa=h.gpa, compatibility_mask=h.compatibility_mask, file_offset=off,
+                                     flags=h.flags, data_type=h.data_type, reserved=0)
     if k == HeaderType.PARAMETER_INSERT:
-        return k, BODY_LAYOUTS[k].pack(h.gpa, h.compatibility_mask, h.parameter_area_index)
+        return k, layout.pack_fields(gpa=h.gpa, compatibility_mask=h.compatibility_mask,
+                                     parameter_area_index=h.parameter_area_index)
     if k == HeaderType.VP_CONTEXT:
-        return k, BODY_LAYOUTS[k].pack(h.gpa, h.compatibility_mask, data.add(h.data), h.vp_index, 0)
+        return k, layout.pack_fields(gpa=h.gpa, compatibility_mask=h.compatibility_mask,
+                                     file_offset=data.add(h.data), vp_index=h.vp_index, reserved=0)
     if k == HeaderType.REQUIRED_MEMORY:
-        return k, BODY_LAYOUTS[k].pack(h.gpa, h.compatibility_mask, h.number_of_bytes, h.flags, 0)
+        return k, layout.pack_fields(gpa=h.gpa, compatibility_mask=h.compatibility_mask,
+                                     number_of_bytes=h.number_of_bytes, flags=h.flags, reserved=0)
     if k == HeaderType.ERROR_RANGE:
-        return k, BODY_LAYOUTS[k].pack(h.gpa, h.compatibility_mask, h.size_bytes)
+        return k, layout.pack_fields(gpa=h.gpa, compatibility_mask=h.compatibility_mask, size_bytes=h.size_bytes)
     if k == HeaderType.SNP_ID_BLOCK:
-        return k, BODY_LAYOUTS[k].pack(h.compatibility_mask, h.author_key_enabled, bytes(3), h.ld, h.family_id,
-                                       h.image_id, h.version, h.guest_svn, h.id_key_algorithm, h.author_key_algorithm,
-                                       h.id_key_signature, h.id_public_key, h.author_key_signature,
-                                       h.author_public_key)
+        return k, layout.pack_fields(reserved=bytes(3), **{n: getattr(h, n) for n in layout.fields if n != "reserved"})
     if k == HeaderType.VBS_MEASUREMENT:
-        return k, BODY_LAYOUTS[k].pack(h.compatibility_mask, h.version, h.product_id, h.module_id,
-                                       h.security_version, h.policy_flags, h.boot_digest_algo, h.signing_algo,
-                                       h.boot_measurement_digest, h.signature, h.public_key)
+        return k, layout.pack_fields(**{n: getattr(h, n) for n in layout.fields})
     if m.is_a(h, "ParameterUsage"):
-        return k, PARAMETER.pack(h.parameter_area_index, h.byte_offset)
+        return k, layout.pack_fields(parameter_area_index=h.parameter_area_index, byte_offset=h.byte_offset)
     raise IgvmError(f"cannot write header {h!r}")
 
 
@@ -102,7 +104,7 @@ def write_igvm(f: m.IgvmFile) -> bytes:
     parts = []
     for h in headers:
         typ, body = _body(h, data)
-        parts.append(VARIABLE_HEADER.pack(typ, len(body)) + body + bytes(-len(body) % 8))
+        parts.append(VARIABLE_HEADER.pack_fields(typ=typ, length=len(body)) + body + bytes(-len(body) % 8))
     var = b"".join(parts)
     if data.size == 0:
         data.add(bytes(8))
@@ -110,9 +112,12 @@ def write_igvm(f: m.IgvmFile) -> bytes:
     if total >= 1 << 32:
         raise IgvmError(f"the file would be {total:#x} bytes; IGVM files must be under 4 GiB")
     if f.version == 2:
-        head = FIXED_HEADER_V2.pack(MAGIC, 2, fixed, len(var), total, 0, int(f.architecture), f.page_size)
+        head = FIXED_HEADER_V2.pack_fields(magic=MAGIC, format_version=2, variable_header_offset=fixed,
+                                           variable_header_size=len(var), total_file_size=total, checksum=0,
+                                           architecture=int(f.architecture), page_size=f.page_size)
     else:
-        head = FIXED_HEADER_V1.pack(MAGIC, 1, fixed, len(var), total, 0)
+        head = FIXED_HEADER_V1.pack_fields(magic=MAGIC, format_version=1, variable_header_offset=fixed,
+                                           variable_header_size=len(var), total_file_size=total, checksum=0)
     crc = zlib.crc32(var, zlib.crc32(head)) & 0xFFFFFFFF
     head = head[:CHECKSUM_OFFSET] + crc.to_bytes(4, "little") + head[CHECKSUM_OFFSET + 4:]
     return b"".join([head, var, *data.chunks])

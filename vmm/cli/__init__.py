@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pyvmm", description="Launch IGVM files (UEFI or Linux payloads) on Linux KVM.",
-                epilog="Subcommands: 'pyvmm igvm dump|plan|build-linux|build-uefi|build-rom ...' (see 'pyvmm igvm --help'). "
+                epilog="Subcommands: 'pyvmm igvm dump|plan|diff|build-linux|build-uefi|build-rom ...' (see 'pyvmm igvm --help'). "
                        "Exit status: guest debug-exit V on port 0xf4 -> (V<<1)|1; power-off -> 0; bad input -> 2; "
                        "fatal guest or KVM error -> 3; --timeout -> 124.")
     p.add_argument("--version", action="version", version=f"pyvmm {__version__}")
@@ -51,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debugcon", metavar="FILE", help="write what the guest sends to port 0x402 (QEMU's -debugcon)")
     p.add_argument("--fw-cfg", action="append", default=[], metavar="name=opt/N,file=P|string=S",
                    help="add a fw_cfg file (repeatable)")
-    p.add_argument("--no-reboot", action="store_true", help="end the run when the guest resets (status 0)")
+    p.add_argument("--no-reboot", action="store_true", help="end the run when the guest resets (status 0); a reset "
+                                                            "that applies a vmfwupdate request continues")
+    p.add_argument("--no-vmfwupdate", action="store_true",
+                   help="leave out the etc/vmfwupdate fw_cfg file (a guest cannot hand pyvmm a new firmware)")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop the guest after SECONDS (status 124)")
     p.add_argument("--trace", action="append", default=[], choices=["exits", "rip", "milestones"],
                    help="'exits': log unclaimed ports/MMIO once each and exit counts at the end; 'rip': sample "

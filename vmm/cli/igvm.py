@@ -114,6 +114,12 @@ SUBCOMMANDS["dump"] = ("print every header of an IGVM file", _dump_args, cmd_dum
 def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", nargs="?", help="the IGVM file (or use --igvm SPEC)")
     p.add_argument("--igvm", metavar="SPEC", help="as for pyvmm: FILE, path=FILE or type=uefi|linux,path=FILE")
+    _plan_options(p)
+    p.add_argument("--map", action="store_true",
+                   help="draw guest physical memory instead: RAM, MMIO hole, page data, parameters, stack, entry")
+
+
+def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--memory", default="1G", metavar="SIZE", help="guest RAM (default 1G)")
     p.add_argument("-p", "--processors", default="1", metavar="N", help="vCPU count (default 1)")
     p.add_argument("--cmdline", metavar="TEXT", help="command line for COMMAND_LINE parameters")
@@ -121,26 +127,65 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
                    help="which platform to plan for (default: native if present)")
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
-    """Print the load plan a launch with these options would apply: deterministic, diffable text."""
-    from ..igvm_source import IgvmSpec, prepare_igvm
-    from ..plan_text import plan_lines
+def _prepare(spec, args: argparse.Namespace):
+    """The checked plan for one SPEC (FILE, path=FILE or type=...,path=FILE) with the plan options in args."""
+    from ..igvm_source import prepare_igvm
     from ..sizes import parse_processors, parse_size
-    from .options import parse_igvm_spec
-    if (args.file is None) == (args.igvm is None):
-        raise UsageError("give the IGVM file either as FILE or as --igvm SPEC")
     try:
         memory, cpus = parse_size(args.memory), parse_processors(args.processors)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    return prepare_igvm(spec, memory, cpus, args.cmdline, args.igvm_platform)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print the load plan a launch with these options would apply: deterministic, diffable text (or a map)."""
+    from ..igvm_source import IgvmSpec
+    from ..plan_text import plan_lines
+    from .options import parse_igvm_spec
+    if (args.file is None) == (args.igvm is None):
+        raise UsageError("give the IGVM file either as FILE or as --igvm SPEC")
     spec = IgvmSpec(args.file) if args.file is not None else parse_igvm_spec(args.igvm)
-    prepared = prepare_igvm(spec, memory, cpus, args.cmdline, args.igvm_platform)
+    prepared = _prepare(spec, args)
+    if args.map:
+        from rich.console import Console
+        from ..plan_map import render_map
+        render_map(prepared, Console(highlight=False))
+        return 0
     sys.stdout.write("\n".join(plan_lines(prepared)) + "\n")
     return 0
 
 
 SUBCOMMANDS["plan"] = ("print the load plan pyvmm would apply (deterministic text for regression diffs)",
                        _plan_args, cmd_plan)
+
+
+def _diff_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", metavar="A", help="the first IGVM: FILE, path=FILE or type=uefi|linux,path=FILE")
+    p.add_argument("b", metavar="B", help="the second, the same way")
+    _plan_options(p)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Print what differs between two files' load plans; 0 when equal, 1 when they differ (2: bad input)."""
+    from ..plan_diff import compared, data_differences, unified
+    from ..plan_text import plan_lines
+    from .options import parse_igvm_spec
+    a, b = (_prepare(parse_igvm_spec(x), args) for x in (args.a, args.b))
+    la, lb = plan_lines(a), plan_lines(b)
+    if compared(la) == compared(lb):
+        print(f"the load plans of {args.a} and {args.b} are equal")
+        return 0
+    out = unified(la, lb, args.a, args.b)
+    detail = data_differences(a.plan, b.plan)
+    if detail:
+        out += ["", "bytes of writes at the same address:"] + detail
+    sys.stdout.write("\n".join(out) + "\n")
+    return 1
+
+
+SUBCOMMANDS["diff"] = ("what differs between two IGVM files' load plans (exit 0 equal, 1 differ, 2 bad input)",
+                       _diff_args, cmd_diff)
 
 
 def _build_uefi_args(p: argparse.ArgumentParser) -> None:

@@ -84,8 +84,8 @@ def run_command(args: argparse.Namespace) -> int:
     if reason is not None:
         raise UsageError(f"cannot use KVM: {reason}")
     config = MachineConfig(memory=memory, cpus=cpus, serial_out=out, trace=frozenset(args.trace), cpu=cpu,
-                           symbols=symbols, fw_cfg=fw_cfg, firmware=firmware, firmware_window=window,
-                           debugcon=debugcon)
+                           symbols=symbols, fw_cfg=fw_cfg, vmfwupdate=not args.no_vmfwupdate, firmware=firmware,
+                           firmware_window=window, debugcon=debugcon)
     if "milestones" in args.trace:
         from ..milestones import Milestones
         config.milestones = Milestones(config.log)
@@ -134,7 +134,7 @@ def fw_cfg_for(args: argparse.Namespace, memory: int, cpus: int, files: tuple):
         initrd = read_file(args.initrd) if args.initrd else None
         kernel_keys, kernel_files = linux_boot_items(read_file(args.kernel), initrd, args.cmdline or "", memory)
     try:
-        return fw_cfg_items(memory, cpus, files, kernel_keys, kernel_files)
+        return fw_cfg_items(memory, cpus, files, kernel_keys, kernel_files, vmfwupdate=not args.no_vmfwupdate)
     except ValueError as e:
         raise UsageError(f"--fw-cfg: {e}") from None
 
