@@ -114,3 +114,21 @@ def test_build_rom_refuses_a_bad_rom(tmp_path):
                         str(tmp_path / "x.igvm")], capture_output=True, text=True)
     assert p.returncode == 2 and "not a multiple of 64 KiB" in p.stderr and p.stderr.count("\n") == 1
     assert not (tmp_path / "x.igvm").exists()
+
+
+@pytest.mark.parametrize("how", ["bios", "igvm"])
+def test_rom_runs_again_after_a_reset_through_0xcf9(kvm_ok, toolchain_ok, tmp_path, how):
+    """A guest reset relaunches the machine: the ROM is back, read-only, at the reset vector (an IGVM's zero
+    pages in the window included), and RAM is kept."""
+    from tests.guests.build import build
+    image = b"\0" * ROM_UNIT + build("reset_rom.S", load_addr=0, code16=True, defines={"RESET_FIRST": 1})
+    (tmp_path / "rom.bin").write_bytes(image)
+    args = ["--bios", str(tmp_path / "rom.bin")]
+    if how == "igvm":
+        subprocess.run([sys.executable, "-m", "vmm", "igvm", "build-rom", "--rom", str(tmp_path / "rom.bin"), "-o",
+                        str(tmp_path / "rom.igvm")], check=True, capture_output=True)
+        args = ["--igvm", str(tmp_path / "rom.igvm")]
+    p = subprocess.run([sys.executable, "-m", "vmm", *args, "-m", "64M", "--debugcon", str(tmp_path / "dbg"),
+                        "--timeout", "30"], capture_output=True, text=True)
+    assert p.returncode == ROM_OK, p.stderr
+    assert "relaunching" in p.stderr and p.stdout == "rom ok\n"

@@ -3,10 +3,23 @@
    pyvmm's emulator reads the operand from the ROM), that the ROM ignores writes through its 4 GiB window (CS) and through the alias
    at 0xF0000 (DS = 0xF000), that both show the same byte, sends "rom ok" to COM1 and "dbg" to port 0x402, and exits
    through port 0xf4 with 0x30 (a failed check exits with its own code, 0x31-0x37). Linked at 0: an offset in
-   the image is an offset in the CS segment. */
+   the image is an offset in the CS segment. With RESET_FIRST it first resets through 0xCF9 once (a mark in RAM
+   tells the second boot), so the checks run again on a relaunched machine. */
     .code16
     .globl _start
 _start:
+#ifdef RESET_FIRST
+    xor %ax, %ax                    /* first boot: leave a mark in RAM (kept across a reset) and reset */
+    mov %ax, %ds
+    cmpb $0x5a, 0x600
+    je 1f
+    movb $0x5a, 0x600
+    mov $0xcf9, %dx
+    mov $0x06, %al
+    out %al, %dx
+    hlt
+1:
+#endif
     mov %cr0, %eax
     cmp $0x60000010, %eax
     jne fail1
