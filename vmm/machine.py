@@ -104,6 +104,8 @@ class MachineConfig:
 class Machine:
     """A VM ready to load a plan and run; a context manager that releases every fd and mapping."""
 
+    window = None                  # vmm.firmware.FirmwareWindow, with --bios or a firmware IGVM
+
     def __init__(self, config: MachineConfig, kvm: Kvm | None = None, memory: GuestMemory | None = None) -> None:
         """memory: guest RAM to run on (kept by the caller across resets); None: fresh RAM owned by this machine."""
         if not 1 <= config.cpus <= 255:
@@ -117,7 +119,6 @@ class Machine:
         self._own_memory = memory is None
         self.memory: GuestMemory | None = memory
         self.vmfwupdate = None          # chipset.vmfwupdate.VmFwUpdate when the machine has the device
-        self.window = None             # vmm.firmware.FirmwareWindow, with --bios or a firmware IGVM
         self.guest = None              # guest-physical reads: RAM, or RAM and the window (vmm.firmware.GuestView)
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
