@@ -45,12 +45,17 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
         raw = read_file(spec.path, map_big=True)
     try:
         f = read_igvm(raw)
-        chosen = choose_platform(f, platform)
-        plan = igvm_plan(f, chosen)
+        if platform in ("sev_snp", "tdx"):
+            from loaders.igvm.cc_launch import confidential_plan
+            plan, chosen = confidential_plan(f, platform, cpus)
+        else:
+            chosen = choose_platform(f, platform)
+            plan = igvm_plan(f, chosen)
         host = host_info(memory, cpus, cmdline)
-        window = window_for([(start, end) for start, end, _ in plan.ranges()])
-        targets = host.ram + ([(FOUR_GIB - window, window)] if window else [])
-        plan.check(targets)              # every claimed size against the machine's RAM, before anything is filled
+        window = 0 if plan.top_ram else window_for([(start, end) for start, end, _ in plan.ranges()])
+        targets = host.ram + ([(FOUR_GIB - window, window)] if window else [])   # a TDX image's RAM is no ROM
+        # every claimed size against the machine's RAM (and a TDX image's RAM below 4 GiB), before anything is filled
+        plan.check(targets + ([(MMIO_HOLE_END - plan.top_ram, plan.top_ram)] if plan.top_ram else []))
         fill_parameters(plan, host)
         if spec.type == "uefi":
             from loaders.uefi.typed import apply_uefi

@@ -22,15 +22,15 @@ from chipset.i8042 import I8042
 from chipset.uart16550 import Uart16550
 from kvm import Kvm, KvmError, Vcpu, install_kick_handler
 from kvm.ioctl import run_ioctl, thread_errno
-from kvm.uapi import (IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, PAGE_SIZE, PIO_PAGE_OFFSET, Cap,
-                      ExitReason, Ioctl, MpState, SystemEvent, field_offset, kvm_run)
+from kvm.uapi import (IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, PAGE_SIZE,
+                      PIO_PAGE_OFFSET, Cap, ExitReason, Ioctl, MpState, SystemEvent, field_offset, kvm_run)
 from loaders.elf_symbols import Symbols
 from loaders.errors import LoadError
 from loaders.plan import LoadPlan
 
 from . import status
 from .cpu_model import CpuModel, apply_cpu_model
-from .memory import GuestMemory
+from .memory import MMIO_HOLE_END, GuestMemory
 from .pc_layout import PC
 from .regdump import register_dump
 from .vcpu_setup import BOOT_MSRS, apply_vp_state, cpuid_for_vcpu, setup_lapic
@@ -47,6 +47,8 @@ def _run_index(path: str, width: int) -> int:
         raise AssertionError(f"kvm_run.{path} is {size} bytes at {offset}, not a {width}-byte index")
     return offset // width
 
+
+AMD_MEM_ENCRYPT_LEAF = 0x8000001F     # SME/SEV capabilities (AMD APM vol. 3, CPUID Fn8000_001F)
 
 # The kvm_run fields the vCPU loop reads, computed once at import.
 RUN_IMMEDIATE_EXIT = _run_index("immediate_exit", 1)
@@ -173,11 +175,13 @@ class Machine:
             self._watch_milestones(cfg.milestones)
 
         supported = kvm.supported_cpuid()
+        self._cpuids: list = []
         for i in range(cfg.cpus):
             v = vm.create_vcpu(i)
             cpuid = cpuid_for_vcpu(supported, i, cfg.cpus)
             apply_cpu_model(cpuid, cfg.cpu)
             v.set_cpuid(cpuid)
+            self._cpuids.append(cpuid)
             v.set_msrs(BOOT_MSRS)
             fpu = v.get_fpu()
             fpu.fcw, fpu.mxcsr = 0x37F, 0x1F80
@@ -318,6 +322,9 @@ class Machine:
         boot (a reset) gets them zeroed.
         """
         mem, window = self.memory, self.window
+        if plan.top_ram and not mem.contains(MMIO_HOLE_END - plan.top_ram, plan.top_ram):
+            r = mem.add_region(MMIO_HOLE_END - plan.top_ram, plan.top_ram, "RAM below 4 GiB")
+            self.vm.add_memory(r.gpa, r.size, r.mapping.addr)
         plan.check(self.load_ranges())
         fresh, mem.untouched = mem.untouched, False
         if not fresh:
@@ -337,6 +344,12 @@ class Machine:
             mem.write(p.gpa, p.data)
             if not fresh and p.size > len(p.data):
                 mem.zero(p.gpa + len(p.data), p.size - len(p.data))   # the unwritten rest of the area is zero
+        if plan.hide_sev:
+            self._hide_sev()
+        if plan.snp_cpuid_pages:
+            from loaders.igvm.snp_cpuid import snp_cpuid_table
+            for gpa, template in plan.snp_cpuid_pages:
+                mem.write(gpa, snp_cpuid_table(template, self.cpuid_leaves()))
         if 0 not in plan.vps:
             raise LoadError("the load plan has no register state for VP 0")
         for index, vp in sorted(plan.vps.items()):
@@ -355,6 +368,20 @@ class Machine:
         from .firmware import ram_slots
         return [(g, n) for g, n, _ in ram_slots([(g, n, 0) for g, n in ranges], PC.low_rom_alias)] + \
             [(self.window.gpa, self.window.size)]
+
+    def cpuid_leaves(self, index: int = 0) -> list[tuple[int, int, bool, int, int, int, int]]:
+        """The CPUID vCPU `index` was given: (function, index, index matters, eax, ebx, ecx, edx) per leaf."""
+        return [(e.function, e.index, bool(e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX), e.eax, e.ebx, e.ecx, e.edx)
+                for e in self._cpuids[index]]
+
+    def _hide_sev(self) -> None:
+        """CPUID 0x8000001F (AMD memory encryption) all zero on every vCPU, before any runs: an SNP image launched
+        without SNP must see no SME/SEV, or Linux reads MSR_AMD64_SEV (0xC0010131), which KVM does not emulate."""
+        for vcpu, cpuid in zip(self.vm.vcpus, self._cpuids):
+            for e in cpuid:
+                if e.function == AMD_MEM_ENCRYPT_LEAF:
+                    e.eax = e.ebx = e.ecx = e.edx = 0
+            vcpu.set_cpuid(cpuid)
 
     # --- running ------------------------------------------------------------------------
     def serial_input(self, data: bytes) -> int:

@@ -73,6 +73,14 @@ class GuestMemory:
             self.close()
             raise
 
+    def add_region(self, gpa: int, size: int, what: str) -> Region:
+        """More RAM at a fixed place (e.g. just below 4 GiB for a TDX image's reset vector); it must not overlap."""
+        if size <= 0 or (gpa | size) & 0xFFF or any(gpa < r.end and r.gpa < gpa + size for r in self.regions):
+            raise GuestMemoryError(f"{what} at {gpa:#x}-{gpa + size:#x} overlaps guest RAM or is not page-aligned")
+        region = Region(gpa, size, HostMapping(size, what=f"mmap {what}"))
+        self.regions.append(region)
+        return region
+
     def ranges(self) -> list[tuple[int, int]]:
         return [(r.gpa, r.size) for r in self.regions]
 

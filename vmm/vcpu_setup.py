@@ -95,3 +95,5 @@ def apply_vp_state(vcpu: Vcpu, vp: VpState) -> None:
     vcpu.set_regs(regs)
     if vp.msrs:
         vcpu.set_msrs(dict(vp.msrs))
+    if vp.xcr0 not in (None, 1):           # 1 (x87 only) is KVM's reset value
+        vcpu.set_xcr(0, vp.xcr0)

@@ -30,9 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     src = p.add_argument_group("what to boot")
     src.add_argument("--igvm", metavar="SPEC",
                      help="an IGVM file: FILE, path=FILE, or type=uefi|linux,path=FILE")
-    src.add_argument("--igvm-platform", metavar="NAME", choices=["native", "vsm_isolation"],
-                     help="which of the file's platforms to launch: native or vsm_isolation "
-                          "(default: native if the file has it)")
+    src.add_argument("--igvm-platform", metavar="NAME", choices=["native", "vsm_isolation", "sev_snp", "tdx"],
+                     help="which of the file's platforms to launch: native or vsm_isolation (default: native if "
+                          "the file has it); sev_snp or tdx run that platform's directives as an ordinary, "
+                          "non-confidential guest for debugging")
     src.add_argument("--igvm-relocation", default="file", metavar="file|auto|absolute=ADDR",
                      help="where relocatable IGVM images go; only 'file' (the file's own addresses) is supported")
     src.add_argument("--bios", metavar="FILE",

@@ -122,6 +122,9 @@ def make_source(args: argparse.Namespace, memory: int, cpus: int):
     check_relocation(spec, args.igvm_relocation)
     prepared = prepare_igvm(spec, memory, cpus, args.cmdline, args.igvm_platform)
     plan = prepared.plan
+    if args.igvm_platform in ("sev_snp", "tdx"):
+        from loaders.igvm.cc_launch import NO_CONFIDENTIALITY
+        print(NO_CONFIDENTIALITY[prepared.platform.platform_type.name], file=sys.stderr)
     return (lambda machine: plan), prepared.firmware_window
 
 
