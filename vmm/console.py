@@ -93,12 +93,3 @@ class SerialFeed:
                 machine.serial_input(bytes(self._pending))
                 self._pending.clear()
 
-
-def stdout_writer() -> Callable[[bytes], None]:
-    """Serial output to stdout, flushed per chunk so a person sees it as the guest prints it."""
-    out = sys.stdout.buffer
-
-    def write(data: bytes) -> None:
-        out.write(data)
-        out.flush()
-    return write

@@ -225,7 +225,7 @@ class Machine:
         from .memory import ram_layout
         reset = lambda: self.request_stop(Outcome.RESET, status.OK, "guest reset")  # noqa: E731
         self.bus.register(PC.post_port, 1, PostCode(), "POST code")
-        self.bus.register(PC.a20_port, 1, FastA20(), "fast A20")
+        self.bus.register(PC.a20_port, 1, FastA20(reset=reset), "fast A20")   # bit 0: QEMU's port92 resets
         self.bus.register(PC.reset_port, 1, ResetControl(reset=reset), "reset control")
         ram = ram_layout(self.config.memory)
         self.cmos = Cmos(ram[0][1], sum(n for gpa, n in ram[1:]), self.config.cpus)
@@ -410,21 +410,24 @@ class Machine:
             t.start()
         deadline = None if timeout is None else time.monotonic() + timeout
         sample = "rip" in self.config.trace
-        while not self._stop.wait(DRAIN_INTERVAL):
-            self.drain_serial()
-            if sample:                      # every vCPU notes its RIP at its next KVM_RUN return (EINTR)
-                for v in self.vm.vcpus:
-                    self._want_sample[v.index] = True
-                    v.kick()
-            if deadline is not None and time.monotonic() >= deadline:
-                self.request_stop(Outcome.TIMEOUT, 124, f"guest still running after {timeout:g} s (--timeout)")
-        for v in self.vm.vcpus:
-            v.kick()
-        for t in threads:
-            while t.is_alive():
-                t.join(0.1)
-                if t.is_alive():
-                    self.vm.vcpus[int(t.name[4:])].kick()
+        try:
+            while not self._stop.wait(DRAIN_INTERVAL):
+                self.drain_serial()
+                if sample:                      # every vCPU notes its RIP at its next KVM_RUN return (EINTR)
+                    for v in self.vm.vcpus:
+                        self._want_sample[v.index] = True
+                        v.kick()
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.request_stop(Outcome.TIMEOUT, 124, f"guest still running after {timeout:g} s (--timeout)")
+        finally:
+            # Also on an exception here (KeyboardInterrupt in a library caller): no vCPU thread may outlive the run,
+            # since close() then unmaps the kvm_run pages those threads read.
+            self.request_stop(Outcome.FATAL, status.FATAL, "the VMM's main loop ended by an exception")
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.1)
+                    if t.is_alive():
+                        self.vm.vcpus[int(t.name[4:])].kick()
         self.drain_serial()
         if sample:
             from .rip_report import rip_report
@@ -447,7 +450,11 @@ class Machine:
         except BaseException as e:  # a VMM bug must still end the run with a clear status
             import traceback
             detail = "".join(traceback.format_exception(e)) if "exits" in self.config.trace else repr(e)
-            self.request_stop(Outcome.FATAL, 3, f"vCPU {vcpu.index}: VMM error: {detail}")
+            try:
+                dump = register_dump(vcpu, self.memory)
+            except Exception as why:        # the dump must not take the status with it
+                dump = f"(no register dump: {why!r})"
+            self.request_stop(Outcome.FATAL, 3, f"vCPU {vcpu.index}: VMM error: {detail}\n{dump}")
         finally:
             if self._pause is not None:
                 self._pause.leave()

@@ -20,16 +20,16 @@ def _check_serial(spec: str) -> None:
 
 def _serial(spec: str):
     """Serial sink from a checked --serial: (write callable or None, whether stdin is wired to COM1)."""
-    from ..console import stdout_writer
+    from ..serial_sink import guarded, stdout_sink
     if spec == "stdio":
-        return stdout_writer(), True
+        return stdout_sink(), True
     if spec == "none":
         return None, False
     try:
         f = open(spec[5:], "ab", buffering=0)
     except OSError as e:
         raise UsageError(f"--serial {spec}: cannot open: {e.strerror}") from None
-    return f.write, False
+    return guarded(f.write, spec[5:]), False
 
 
 def _symbols(args: argparse.Namespace):
@@ -38,11 +38,12 @@ def _symbols(args: argparse.Namespace):
     path = args.symbols or args.kernel
     if path is None:
         return None
+    from loaders.errors import LoadError
+    from ..files import read_file
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise UsageError(f"--symbols {path}: cannot read: {e.strerror}") from None
+        data = read_file(path)
+    except LoadError as e:
+        raise UsageError(f"--symbols {path}: {e}") from None
     symbols = elf_symbols(data)
     if args.symbols and not len(symbols):
         raise UsageError(f"--symbols {path}: no ELF symbol table in this file")
@@ -146,19 +147,30 @@ def execute(config, source, args: argparse.Namespace, interactive: bool) -> int:
     """Launch with relaunch-on-reset, stdin wired to COM1, and the result mapped to an exit status."""
     from ..console import SerialFeed, StdinPump
     from ..launch import launch
+    from .signals import StopSignals
     from ..machine import Outcome
 
     feed = SerialFeed()
     pump = None
+    stops = StopSignals([None])
+
+    def on_machine(machine) -> None:
+        feed.attach(machine)
+        stops.on_machine(machine)
+
     if interactive:
         pump = StdinPump(feed=feed.feed, quit=lambda: feed.machine and feed.machine.request_stop(
             Outcome.QUIT, status.OK, "quit (ctrl-a x)"))
         pump.start()
     try:
-        result = launch(config, source, no_reboot=args.no_reboot, timeout=args.timeout, on_machine=feed.attach)
+        stops.install()
+        result = launch(config, source, no_reboot=args.no_reboot, timeout=args.timeout, on_machine=on_machine)
     finally:
+        stops.uninstall()
         if pump:
             pump.restore()
+    if stops.signal_line:
+        print(stops.signal_line, file=sys.stderr)
     if result.outcome in (Outcome.FATAL, Outcome.TIMEOUT) or (result.message and "exits" in config.trace):
         print(f"pyvmm: {result.message}", file=sys.stderr)
     elif result.outcome is Outcome.RESET and result.message:
