@@ -3,8 +3,8 @@
 `import enum` and making each IntEnum (its metaclass checks and records every member) cost several
 milliseconds of a launch here, for constants a launch only compares and names in messages. A `Named`
 subclass behaves as an IntEnum does where pyvmm uses one: its members are ints (equal to and hashed as
-their value) with `.name` and `.value`, `Cls(value)` finds the member or raises ValueError (`Cls[name]`: KeyError), `for m in Cls`
-lists the members in declaration order, a second name for a value is an alias of the first, and `repr` is
+their value) with `.name` and `.value`, `Cls(value)` finds the member or raises ValueError (`Cls[name]`:
+KeyError), `for m in Cls` lists the members in declaration order, a second name for a value is an alias of the first, and `repr` is
 `<Cls.NAME: value>` while `str` and format give the number. Bitwise operators give plain ints (IntFlag would
 make a combined member; nothing in pyvmm names a combination).
 """

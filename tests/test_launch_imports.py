@@ -26,22 +26,25 @@ STDLIB = {
     "_collections", "_functools", "_operator", "importlib", "importlib._abc", "importlib.machinery",
     "importlib.util", "warnings",
     # what `site` imports on a normal start (these tests run without it, to leave out the host's .pth hooks)
-    "_collections_abc", "_stat", "genericpath", "importlib._bootstrap", "importlib._bootstrap_external", "os", "os.path",
+    "_collections_abc", "_stat", "genericpath", "importlib._bootstrap", "importlib._bootstrap_external", "os",
+    "os.path",
     "posixpath", "stat",
 }
 # pyvmm's own modules: everything from the command line to a guest's exit (--igvm).
 PROJECT = {
-    "chipset", "chipset.acpi_pm", "chipset.bus", "chipset.debug_exit", "chipset.fw_cfg", "chipset.i8042",
-    "chipset.misc_ports", "chipset.ram", "chipset.uart16550", "chipset.vmfwupdate",
+    "chipset", "chipset.acpi_pm", "chipset.bus", "chipset.cmos", "chipset.debug_exit", "chipset.fw_cfg",
+    "chipset.i440fx", "chipset.i8042", "chipset.misc_ports", "chipset.pci", "chipset.piix3", "chipset.piix4_pm",
+    "chipset.ram", "chipset.uart16550", "chipset.vmfwupdate",
     "kvm", "kvm.coalesced", "kvm.errors", "kvm.ioctl", "kvm.mman", "kvm.system", "kvm.uapi", "kvm.vcpu", "kvm.vm",
     "loaders", "loaders.acpi", "loaders.acpi.table_loader", "loaders.acpi.tables", "loaders.elf_symbols",
-    "loaders.errors", "loaders.igvm", "loaders.igvm.constants", "loaders.igvm.load", "loaders.igvm.model",
-    "loaders.igvm.parameters", "loaders.igvm.reader", "loaders.igvm.structs", "loaders.igvm.vpcontext",
-    "loaders.lazy", "loaders.linux", "loaders.linux.bootparams", "loaders.named", "loaders.pc", "loaders.plan",
-    "loaders.record",
-    "vmm", "vmm.cli", "vmm.cli.errors", "vmm.cli.options", "vmm.cli.run", "vmm.console", "vmm.cpu_model",
-    "vmm.files", "vmm.fw_cfg", "vmm.host", "vmm.igvm_source", "vmm.launch", "vmm.machine", "vmm.memory",
-    "vmm.pc_layout", "vmm.sizes", "vmm.status", "vmm.vcpu_setup", "vmm.vmfwupdate",
+    "loaders.errors", "loaders.firmware_rom", "loaders.igvm", "loaders.igvm.constants", "loaders.igvm.load",
+    "loaders.igvm.model", "loaders.igvm.parameters", "loaders.igvm.reader", "loaders.igvm.structs",
+    "loaders.igvm.vpcontext", "loaders.lazy", "loaders.linux", "loaders.linux.bootparams", "loaders.named",
+    "loaders.pc", "loaders.plan", "loaders.record",
+    "vmm", "vmm.cli", "vmm.cli.errors", "vmm.cli.options", "vmm.cli.run", "vmm.cli.signals", "vmm.console",
+    "vmm.cpu_model", "vmm.files", "vmm.firmware", "vmm.fw_cfg", "vmm.host", "vmm.igvm_source", "vmm.launch",
+    "vmm.machine", "vmm.memory", "vmm.pc_layout", "vmm.serial_sink", "vmm.sizes", "vmm.status", "vmm.vcpu_setup",
+    "vmm.vmfwupdate",
 }
 
 # Runs main(argv) in a bare interpreter and writes the modules it added to sys.modules, as JSON, to argv[1].

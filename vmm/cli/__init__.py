@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from .. import __version__
 from .errors import UsageError, exit_status_for
 
-EPILOG = ("Subcommands: 'pyvmm igvm dump|plan|diff|build-linux|build-uefi ...' (see 'pyvmm igvm --help'). "
+EPILOG = ("Subcommands: 'pyvmm igvm dump|plan|diff|build-linux|build-uefi|build-rom ...' (see 'pyvmm igvm --help'). "
           "Exit status: guest debug-exit V on port 0xf4 -> (V<<1)|1; power-off -> 0; bad input -> 2; "
           "fatal guest or KVM error -> 3; --timeout -> 124.")
 
@@ -33,6 +33,9 @@ OPTIONS: tuple[tuple[tuple[str, ...], str, str, object, tuple[str, ...] | None, 
      "what to boot"),
     (("--igvm-relocation",), "igvm_relocation", "store", "file", None, None, "file|auto|absolute=ADDR",
      "where relocatable IGVM images go; only 'file' (the file's own addresses) is supported", "what to boot"),
+    (("--bios",), "bios", "store", None, None, None, "FILE",
+     "a firmware ROM (e.g. OVMF.fd) mapped read-only to end at 4 GiB, as QEMU's -bios; the boot processor starts "
+     "at the reset vector", "what to boot"),
     (("--kernel",), "kernel", "store", None, None, None, "FILE", "Linux bzImage or vmlinux for direct boot",
      "what to boot"),
     (("--initrd",), "initrd", "store", None, None, None, "FILE", "initial ramdisk for --kernel or type=linux",
@@ -47,6 +50,8 @@ OPTIONS: tuple[tuple[tuple[str, ...], str, str, object, tuple[str, ...] | None, 
      None),
     (("--serial",), "serial", "store", "stdio", None, None, "stdio|file:PATH|none",
      "where COM1 goes (default stdio)", None),
+    (("--debugcon",), "debugcon", "store", None, None, None, "FILE",
+     "write what the guest sends to port 0x402 (QEMU's -debugcon)", None),
     (("--fw-cfg",), "fw_cfg", "append", None, None, None, "name=opt/N,file=P|string=S",
      "add a fw_cfg file (repeatable)", None),
     (("--no-reboot",), "no_reboot", "flag", False, None, None, None,
@@ -55,9 +60,10 @@ OPTIONS: tuple[tuple[tuple[str, ...], str, str, object, tuple[str, ...] | None, 
      "leave out the etc/vmfwupdate fw_cfg file (a guest cannot hand pyvmm a new firmware)", None),
     (("--timeout",), "timeout", "store", None, None, float, "SECONDS", "stop the guest after SECONDS (status 124)",
      None),
-    (("--trace",), "trace", "append", None, ("exits", "rip"), None, None,
+    (("--trace",), "trace", "append", None, ("exits", "rip", "milestones"), None, None,
      "'exits': log unclaimed ports/MMIO once each and exit counts at the end; 'rip': sample each vCPU's RIP every "
-     "20 ms and log where the guest spent its time", None),
+     "20 ms and log where the guest spent its time; 'milestones': log when firmware reaches its reset vector, the "
+     "PCI host bridge, fw_cfg, COM1 and the shell", None),
     (("--symbols",), "symbols", "store", None, None, None, "ELF",
      "name --trace rip samples from this ELF's symbol table (default: the --kernel file when it is an ELF vmlinux)",
      None),
@@ -149,6 +155,8 @@ def entry() -> None:
     small guest; the standard streams are flushed first, and every file pyvmm writes is unbuffered."""
     code = main()
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:               # started with that descriptor closed
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):    # a closed pipe: what a normal exit would report, status unchanged
