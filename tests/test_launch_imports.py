@@ -40,7 +40,7 @@ PROJECT = {
     "loaders.errors", "loaders.firmware_rom", "loaders.igvm", "loaders.igvm.constants", "loaders.igvm.load",
     "loaders.igvm.model", "loaders.igvm.parameters", "loaders.igvm.reader", "loaders.igvm.structs",
     "loaders.igvm.vpcontext", "loaders.lazy", "loaders.linux", "loaders.linux.bootparams", "loaders.named",
-    "loaders.pc", "loaders.plan", "loaders.record",
+    "loaders.pc", "loaders.plan", "loaders.record", "loaders.x86",
     "vmm", "vmm.cli", "vmm.cli.errors", "vmm.cli.options", "vmm.cli.run", "vmm.cli.signals", "vmm.console",
     "vmm.cpu_model", "vmm.files", "vmm.firmware", "vmm.fw_cfg", "vmm.host", "vmm.igvm_source", "vmm.launch",
     "vmm.machine", "vmm.memory", "vmm.pc_layout", "vmm.serial_sink", "vmm.sizes", "vmm.status", "vmm.vcpu_setup",

@@ -441,7 +441,7 @@ class Machine:
                         self._want_sample[v.index] = True
                         v.kick()
                 if deadline is not None and time.monotonic() >= deadline:
-                    self.request_stop(Outcome.TIMEOUT, 124, f"guest still running after {timeout:g} s (--timeout)")
+                    self.request_stop(Outcome.TIMEOUT, status.TIMEOUT, f"guest still running after {timeout:g} s (--timeout)")
         finally:
             # Also on an exception here (KeyboardInterrupt in a library caller): no vCPU thread may outlive the run,
             # since close() then unmaps the kvm_run pages those threads read.
@@ -477,7 +477,7 @@ class Machine:
                 dump = register_dump(vcpu, self.memory)
             except Exception as why:        # the dump must not take the status with it
                 dump = f"(no register dump: {why!r})"
-            self.request_stop(Outcome.FATAL, 3, f"vCPU {vcpu.index}: VMM error: {detail}\n{dump}")
+            self.request_stop(Outcome.FATAL, status.FATAL, f"vCPU {vcpu.index}: VMM error: {detail}\n{dump}")
         finally:
             if self._pause is not None:
                 self._pause.leave()
@@ -599,21 +599,21 @@ class Machine:
             return False
         if reason == ExitReason.SHUTDOWN:
             dump = register_dump(vcpu, self.guest)
-            self.request_stop(Outcome.RESET, 0, f"vCPU {vcpu.index}: triple fault (KVM_EXIT_SHUTDOWN); the guest "
+            self.request_stop(Outcome.RESET, status.OK, f"vCPU {vcpu.index}: triple fault (KVM_EXIT_SHUTDOWN); the guest "
                                                 f"resets\n{dump}")
             return True
         if reason == ExitReason.SYSTEM_EVENT:
             kind = run.u.system_event.type
             if kind == SystemEvent.SHUTDOWN:
-                self.request_stop(Outcome.POWEROFF, 0, "guest powered off")
+                self.request_stop(Outcome.POWEROFF, status.OK, "guest powered off")
             elif kind == SystemEvent.RESET:
-                self.request_stop(Outcome.RESET, 0, "guest reset")
+                self.request_stop(Outcome.RESET, status.OK, "guest reset")
             else:
-                self.request_stop(Outcome.FATAL, 3, f"vCPU {vcpu.index}: guest crash event ({kind})\n"
+                self.request_stop(Outcome.FATAL, status.FATAL, f"vCPU {vcpu.index}: guest crash event ({kind})\n"
                                                     + register_dump(vcpu, self.guest))
             return True
         if reason == ExitReason.HLT:
-            self.request_stop(Outcome.FATAL, 3, f"vCPU {vcpu.index}: halted with no interrupt controller to wake it")
+            self.request_stop(Outcome.FATAL, status.FATAL, f"vCPU {vcpu.index}: halted with no interrupt controller to wake it")
             return True
         if reason == ExitReason.INTERNAL_ERROR:
             ie = run.u.internal
@@ -628,7 +628,7 @@ class Machine:
                    f"{run.u.fail_entry.hardware_entry_failure_reason:#x})")
         else:
             msg = f"vCPU {vcpu.index}: unexpected KVM exit {exit_reason_name(reason)}"
-        self.request_stop(Outcome.FATAL, 3, msg + "\n" + register_dump(vcpu, self.guest))
+        self.request_stop(Outcome.FATAL, status.FATAL, msg + "\n" + register_dump(vcpu, self.guest))
         return True
 
     def _rom_write(self, gpa: int, size: int) -> bool:
