@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import sys
-import termios
 import threading
-import tty
-from typing import Callable
+from collections.abc import Callable
 
 CTRL_A = 0x01
 
@@ -24,7 +21,9 @@ class StdinPump:
         self.interactive = os.isatty(fd)
 
     def start(self) -> None:
-        if self.interactive:
+        if self.interactive:             # termios and tty only for a terminal: a launch from a script needs neither
+            import termios
+            import tty
             self._saved = termios.tcgetattr(self.fd)
             tty.setraw(self.fd)
         threading.Thread(target=self._loop, name="stdin", daemon=True).start()
@@ -32,6 +31,7 @@ class StdinPump:
     def restore(self) -> None:
         """Give the terminal back its settings (call on every exit path)."""
         if self._saved is not None:
+            import termios
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
             self._saved = None
 
@@ -66,4 +66,30 @@ class StdinPump:
             data = self.filter(data)
             if data:
                 self.feed(data)
+
+
+class SerialFeed:
+    """Host input for whichever machine is current: bytes that arrive while there is none (before the first
+    machine is built, between a guest reset and its relaunch) wait and go to the next, so piped input is never
+    lost whenever it is written."""
+
+    def __init__(self) -> None:
+        self.machine = None
+        self._pending = bytearray()
+        self._lock = threading.Lock()
+
+    def feed(self, data: bytes) -> None:
+        with self._lock:
+            if self.machine is None:
+                self._pending += data
+                return
+            self.machine.serial_input(data)
+
+    def attach(self, machine) -> None:
+        """The machine now running (None: none)."""
+        with self._lock:
+            self.machine = machine
+            if machine is not None and self._pending:
+                machine.serial_input(bytes(self._pending))
+                self._pending.clear()
 

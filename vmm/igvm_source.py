@@ -6,7 +6,7 @@ The command line's `--igvm SPEC` text is parsed in vmm.cli.options.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from loaders.record import record
 
 from loaders.errors import LoadError
 
@@ -15,19 +15,20 @@ from .memory import MMIO_HOLE_END, MMIO_HOLE_START
 UEFI_BLOB_MMIO = ((MMIO_HOLE_START, MMIO_HOLE_END - MMIO_HOLE_START), (MMIO_HOLE_END, 0))   # the blob's two gaps
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IgvmSpec:
     path: str
     type: str | None = None      # None: a generic IGVM (the legacy `--igvm FILE` form or `path=FILE` alone)
 
 
-@dataclass
+@record
 class PreparedIgvm:
     path: str
     file: object          # loaders.igvm.IgvmFile
     platform: object      # loaders.igvm.SupportedPlatform
     plan: object          # loaders.plan.LoadPlan, parameters filled and checked against the machine's RAM
     host: object          # loaders.igvm.parameters.HostInfo
+    firmware_window: int = 0   # bytes of firmware window ending at 4 GiB the file's pages need (vmm.firmware)
 
 
 def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = None,
@@ -37,6 +38,7 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
     from loaders.igvm.load import choose_platform, igvm_plan
     from loaders.igvm.parameters import fill_parameters
 
+    from .firmware import FOUR_GIB, window_for
     from .host import host_info
     from .files import read_file
     if raw is None:
@@ -50,8 +52,10 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
             chosen = choose_platform(f, platform)
             plan = igvm_plan(f, chosen)
         host = host_info(memory, cpus, cmdline)
+        window = 0 if plan.top_ram else window_for([(start, end) for start, end, _ in plan.ranges()])
+        targets = host.ram + ([(FOUR_GIB - window, window)] if window else [])   # a TDX image's RAM is no ROM
         # every claimed size against the machine's RAM (and a TDX image's RAM below 4 GiB), before anything is filled
-        plan.check(host.ram + ([(MMIO_HOLE_END - plan.top_ram, plan.top_ram)] if plan.top_ram else []))
+        plan.check(targets + ([(MMIO_HOLE_END - plan.top_ram, plan.top_ram)] if plan.top_ram else []))
         fill_parameters(plan, host)
         if spec.type == "uefi":
             from loaders.uefi.typed import apply_uefi
@@ -62,4 +66,4 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
             apply_linux(plan, host, PC)
     except LoadError as e:
         raise LoadError(f"{spec.path}: {e}") from None
-    return PreparedIgvm(spec.path, f, chosen, plan, host)
+    return PreparedIgvm(spec.path, f, chosen, plan, host, window)

@@ -5,10 +5,11 @@ Both turn into a loaders.plan.VpState so the launcher applies them the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..record import record
 
 from ..errors import IgvmError
 from ..plan import GPR_NAMES, SEGMENT_REGISTERS, Segment, VpState
+from ..x86 import MSR_MTRR_DEF_TYPE, MSR_PAT
 from .constants import PAGE_SIZE
 from .structs import HV_SEGMENT, HV_TABLE, NATIVE_VP_CONTEXT_X64, VBS_CONTEXT_HEADER, VBS_REGISTER
 
@@ -61,11 +62,10 @@ VBS_X64_REGISTERS.update({0x00080040 + n: f"mtrr_phys_mask{n}" for n in range(5)
 VBS_X64_REGISTERS.update({0x00080070 + n: f"mtrr_fix{n}" for n in (0, 1, 7, 8, 9, 10)})
 VBS_NAME_TO_ID = {v: k for k, v in VBS_X64_REGISTERS.items()}
 
-MSR_PAT, MSR_MTRR_DEF_TYPE = 0x277, 0x2FF
 _MTRR_FIXED_MSRS = (0x250, 0x258, 0x259, 0x268, 0x269, 0x26A, 0x26B, 0x26C, 0x26D, 0x26E, 0x26F)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VbsRegister:
     vtl: int
     name: str

@@ -17,14 +17,15 @@ Two flags are decided here rather than copied:
 
 from __future__ import annotations
 
-import enum
 import struct
-from dataclasses import dataclass, field
 
 from ..errors import LoadError
+from ..named import Named
+from ..record import field, record
+from ..x86 import MTRR_DEF_TYPE_ENABLE
 
 
-class BlobType(enum.IntEnum):
+class BlobType(Named):
     STRUCTURE_COUNT = 0x00
     BIOS_INFORMATION = 0x01
     SRAT = 0x02
@@ -68,7 +69,7 @@ class BlobType(enum.IntEnum):
     PCIE_BAR_APERTURES = 0x28
 
 
-class Flags(enum.IntFlag):
+class Flags(Named):
     """config::Flags bit positions (single-bit fields; console and memory_protection are 2-bit fields)."""
     SERIAL_CONTROLLERS_ENABLED = 1 << 0
     PAUSE_AFTER_BOOT_FAILURE = 1 << 1
@@ -117,12 +118,10 @@ REQUIRED = (BlobType.BIOS_INFORMATION, BlobType.MEMORY_MAP, BlobType.ENTROPY, Bl
 # The types mu_msvm hands on as ACPI tables (Config.c: Madt, Srat, Slit, Pptt, Hmat, AcpiTable, Aspt on x64, Mcfg,
 # Ssdt, Iort). Gic (0x23) and PcieBarApertures (0x28) are structures of their own.
 ACPI_TYPES = frozenset({0x02, 0x16, 0x18, 0x20, 0x21, 0x22, 0x24, 0x25, 0x26, 0x27})
-MSR_MTRR_DEF_TYPE = 0x2FF
-MTRR_DEF_TYPE_ENABLE = 1 << 11           # IA32_MTRR_DEF_TYPE.E
 BIOS_SIZE_PAGES = 0x600
 
 
-@dataclass
+@record
 class UefiMachine:
     """Everything the blob describes, as plain values (the VMM fills it; tests build it by hand)."""
     cpus: int
@@ -217,7 +216,7 @@ def _walk(blob: bytes | memoryview) -> list[tuple[int, int, int]]:
     return out
 
 
-@dataclass
+@record
 class ParsedBlob:
     structures: list[tuple[int, bytes]]       # (type, payload without padding removed)
 

@@ -249,6 +249,23 @@ SUBCOMMANDS["build-linux"] = ("package a Linux kernel (bzImage or vmlinux) as a 
                               _build_linux_args, cmd_build_linux)
 
 
+def _build_rom_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rom", required=True, metavar="FILE", help="a PC firmware ROM such as OVMF.fd (64 KiB units, "
+                                                                 "at most 16 MiB)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the IGVM file to write")
+
+
+def cmd_build_rom(args: argparse.Namespace) -> int:
+    """Package a -bios ROM as a NATIVE IGVM: pages ending at 4 GiB, no VP context (the reset vector runs)."""
+    from loaders.firmware_rom import build_rom_igvm
+    write_output(args.output, build_rom_igvm(bytes(read_file(args.rom)), args.rom))
+    return 0
+
+
+SUBCOMMANDS["build-rom"] = ("package a PC firmware ROM (e.g. OVMF.fd) as a NATIVE IGVM that starts at its reset "
+                            "vector", _build_rom_args, cmd_build_rom)
+
+
 def main(argv: list[str]) -> int:
     """Run one `pyvmm igvm` subcommand; errors propagate to vmm.cli.main, which prints them and picks the status."""
     p = _Parser(prog="pyvmm igvm", description="Inspect and build IGVM files.")
