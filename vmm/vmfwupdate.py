@@ -44,6 +44,7 @@ class Firmware:
         self._once = False                  # _plan reads guest RAM: good for the load right after the update only
         self._copy = None                   # kvm.mman.HostMapping of the current update's image
         self._request: tuple[int, int] | None = None
+        self._copier: threading.Thread | None = None   # the copy of the latest update, until settle()
 
     def plan(self) -> LoadPlan:
         """The plan for the next boot."""
@@ -56,30 +57,29 @@ class Firmware:
         return plan
 
     def update(self, guest, addr: int, size: int) -> bool:
-        """Validate the image at [addr, addr+size) of guest RAM (a vmm.memory.GuestMemory no VM uses any more)
+        """Validate the image at [addr, addr+size) of guest RAM (a vmm.memory.GuestMemory no vCPU runs on any more)
         and make it the firmware; False after one stderr line naming why it is refused.
 
-        The image is read in place while a thread copies it (memmove drops the GIL), so the copy kept for later
-        resets costs the update little time; the first boot applies the page data straight from guest RAM,
-        which no target overlaps."""
+        A thread copies the image out (memmove drops the GIL) while this validates it in place; the first boot
+        applies the page data straight from guest RAM, which no target overlaps, so the copy (kept for later
+        resets) overlaps the validation, the new machine and the apply: settle() waits for it before the new
+        firmware runs and can change the buffer."""
         from kvm.mman import HostMapping
+        self.settle()
         source = guest.host_address(addr, size)
         copy = HostMapping(size, what="vmfwupdate image copy")
 
         def copy_out() -> None:
             copy.populate()                 # one call, not a page fault per page
             ctypes.memmove(copy.addr, source, size)
-        copier = threading.Thread(target=copy_out, name="vmfwupdate-copy", daemon=True)
-        copier.start()
+        self._copier = threading.Thread(target=copy_out, name="vmfwupdate-copy", daemon=True)
+        self._copier.start()
         image = memoryview((ctypes.c_char * size).from_address(source)).cast("B")   # file offset 0 = index 0
         try:
             plan = plan_update(image, addr, size, self.memory, self.cpus)
         except (LoadError, ValueError) as e:
             self.log(f"pyvmm: vmfwupdate: update refused: {e}; plain reset with the current firmware")
-            plan = None
-        finally:
-            copier.join()
-        if plan is None:
+            self.settle()
             copy.close()
             return False
         old = self._copy
@@ -88,7 +88,14 @@ class Firmware:
             old.close()                     # its plan was dropped above
         return True
 
+    def settle(self) -> None:
+        """Wait for the image copy an update started; the new firmware must not run before it is complete."""
+        if self._copier is not None:
+            self._copier.join()
+            self._copier = None
+
     def close(self) -> None:
+        self.settle()
         self._plan = None
         if self._copy is not None:
             self._copy.close()
