@@ -24,32 +24,46 @@ QUICK_RESET = 1.0
 
 
 class NextMachine:
-    """The old machine closed and the next one built in a thread, so that a vmfwupdate reset validates its image
-    meanwhile (closing a VM and creating one are mostly ioctls and close(), which drop the GIL). Nothing loads
-    the new machine before result() returned, so the old VM is gone by then: no writer of it is left."""
+    """The next machine built, and the old one closed, each in a thread, so that a vmfwupdate reset validates its
+    image meanwhile (creating and closing a VM are mostly ioctls and close(), which drop the GIL). No vCPU of the
+    old VM runs again, so nothing of it writes RAM; still, the new firmware runs only after closed() returned."""
 
     def __init__(self, old: Machine, config: MachineConfig, memory: GuestMemory) -> None:
-        self._old, self._config, self._memory = old, config, memory
         self._machine: Machine | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="next-machine", daemon=True)
-        self._thread.start()
+        self._errors: list[BaseException] = []
+        self._closer = self._start(old.close)
+        self._builder = self._start(lambda: setattr(self, "_machine", Machine(config, memory=memory)))
 
-    def _work(self) -> None:
-        try:
-            self._old.close()
-            self._machine = Machine(self._config, memory=self._memory)
-        except BaseException as e:      # raised again in the launching thread
-            self._error = e
+    def _start(self, work: Callable[[], None]) -> threading.Thread:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as e:      # raised again in the launching thread
+                self._errors.append(e)
+        t = threading.Thread(target=run, name="next-machine", daemon=True)
+        t.start()
+        return t
+
+    def _raise(self) -> None:
+        if self._errors:
+            raise self._errors[0]
 
     def result(self) -> Machine:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._machine
+        """The new machine, once built (the old one may still be closing)."""
+        self._builder.join()
+        self._raise()
+        m, self._machine = self._machine, None
+        return m
+
+    def closed(self) -> None:
+        """Wait until the old machine is closed."""
+        self._closer.join()
+        self._raise()
 
     def discard(self) -> None:
-        self._thread.join()
+        """Wait for both threads; close the new machine unless result() handed it out."""
+        self._builder.join()
+        self._closer.join()
         if self._machine is not None:
             self._machine.close()
 
@@ -71,10 +85,14 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
             # make_plan runs once, for the first machine
             firmware = Firmware(lambda: make_plan(first), config.memory, config.cpus, config.log)
             m: Machine | None = first
+            following: NextMachine | None = None
             try:
                 while True:
                     m.load(firmware.plan())
                     firmware.settle()           # an update's image copy is complete before anything runs
+                    if following is not None:
+                        following.closed()      # and the old machine is gone
+                        following = None
                     if on_machine:
                         on_machine(m)
                     started = time.monotonic()
@@ -95,9 +113,11 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
                         updated = request is not None and firmware.update(memory, *request)
                     except BaseException:
                         following.discard()
+                        following = None
                         raise
                     if not updated and no_reboot:
                         following.discard()
+                        following = None
                         return result
                     m = following.result()
                     # Counted by run time, not by resets per wall second: building a 64-vCPU machine can itself
@@ -115,6 +135,8 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
             finally:
                 if m is not None:
                     m.close()
+                if following is not None:
+                    following.discard()
                 firmware.close()
     finally:
         if on_machine:
