@@ -19,26 +19,23 @@ from loaders.errors import LoadError
 from loaders.plan import LoadPlan
 
 IMAGE_NAME = "vmfwupdate image"
-PROBE = 4 << 20              # bytes faulted in at a time in huge pages, to see whether the kernel has them at hand
-SLOW_PROBE = 0.015           # seconds: 4 MiB of huge pages take 1-2 ms when it does, 25 ms or more when it does not
-MADV_POPULATE_WRITE = 23
+STEP = 16 << 20              # bytes faulted in at a time in huge pages, to see whether the kernel has them at hand
+SLOW_STEP = 0.05             # seconds: 16 MiB of huge pages take 4-8 ms when it does, 100 ms or more when it does not
 
 
 def fault_in(copy) -> None:
     """Fault in a kvm.mman.HostMapping made with huge=True: in 2 MiB pages while the kernel has them at hand (32
-    faults for 64 MiB, 0.3 ms a MiB here), and in 4 KiB pages (1.2 ms a MiB) from the first PROBE bytes that were
+    faults for 64 MiB, 0.3 ms a MiB here), and in 4 KiB pages (1.2 ms a MiB) from the first STEP bytes that were
     slow. A huge page the kernel must compact for, or, in a guest host with free page reporting (a virtio-balloon,
     as here), memory the outer host has taken back and must fault in again, costs 6-15 ms each, and this thread's
-    CPU time does not show it. So each step is timed on the wall clock with the GIL held through the madvise (a
-    GIL wait at its end would count otherwise): 1-2 ms a step when the pages are at hand."""
-    madvise = ctypes.PyDLL(None).madvise             # keeps the GIL
-    madvise.argtypes, madvise.restype = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int), ctypes.c_int
-    for offset in range(0, copy.size, PROBE):
+    CPU time does not show it: each step is timed on the wall clock, the threshold leaving room for the GIL that
+    the step's end waits for (5 ms a switch) and for other processes."""
+    for offset in range(0, copy.size, STEP):
         t = time.perf_counter()
-        madvise(copy.addr + offset, min(PROBE, copy.size - offset), MADV_POPULATE_WRITE)
-        if time.perf_counter() - t > SLOW_PROBE and offset + PROBE < copy.size:
-            copy.no_huge_pages(offset + PROBE)
-            copy.populate(offset + PROBE)
+        copy.populate(offset, STEP)
+        if time.perf_counter() - t > SLOW_STEP and offset + STEP < copy.size:
+            copy.no_huge_pages(offset + STEP)
+            copy.populate(offset + STEP)
             return
 
 
