@@ -38,6 +38,16 @@ class PortBus:
         for i in range(length):
             self._table[base + i] = (device, i)
 
+    def unregister(self, base: int) -> None:
+        """Remove the device registered at base (a decoder the guest moves, such as the PIIX4 PM block)."""
+        for entry in self._ranges:
+            if entry[0] == base:
+                self._ranges.remove(entry)
+                for i in range(entry[1]):
+                    self._table[base + i] = None
+                return
+        raise ValueError(f"nothing is registered at port {base:#x}")
+
     def registrations(self) -> list[tuple[int, int, str]]:
         """(base, length, name) of every device, sorted by port, for --trace and docs."""
         return list(self._ranges)

@@ -16,6 +16,7 @@ I8042_PORTS = 5                   # data .. status/command
 ST_OBF, ST_IBF, ST_SYS, ST_CMD, ST_UNLOCKED = 0x01, 0x02, 0x04, 0x08, 0x10
 CCB_KBD_INT, CCB_SYS, CCB_KBD_OFF, CCB_AUX_OFF, CCB_XLATE = 0x01, 0x04, 0x10, 0x20, 0x40
 ACK = 0xFA
+QUEUE = 16          # output bytes held at most, as QEMU's PS2_QUEUE_SIZE: a guest looping 0xd2 grows nothing
 
 
 class I8042:
@@ -38,7 +39,9 @@ class I8042:
         self._level = 0
 
     def _push(self, *data: int) -> None:
-        self.out.extend(data)
+        for b in data:
+            if len(self.out) < QUEUE:           # full: drop the new byte, as QEMU's ps2_queue does
+                self.out.append(b)
 
     def _sync(self) -> None:
         if self.out:

@@ -186,6 +186,9 @@ class kvm_mp_state(_S):
     _fields_ = [("mp_state", c_uint32)]
 
 
+KVM_CPUID_FLAG_SIGNIFCANT_INDEX = 1      # kvm_cpuid_entry2.flags: the index (subleaf) selects the entry
+
+
 class kvm_translation(_S):
     _fields_ = [("linear_address", c_uint64), ("physical_address", c_uint64), ("valid", c_uint8),
                 ("writeable", c_uint8), ("usermode", c_uint8), ("_pad", c_uint8 * 5)]

@@ -19,6 +19,14 @@ class PcHardware:
     sci_irq: int                 # ACPI SCI: ISA IRQ = GSI, level-triggered, active high
     pm_base: int                 # ACPI PM1a event block; PM1a control at +4, PM timer at +8, GPE0 at +12
     pm_length: int               # ports the PM block covers
+    s5_slp_typ: int              # the DSDT's \\_S5 sleep type: PM1a control SLP_EN with it powers off
+    pci_conf_port: int           # PCI configuration mechanism #1 address register (data at pci_data_port)
+    pci_data_port: int
+    piix_device: int             # PCI device number of the PIIX3/PIIX4 southbridge on bus 0 (ISA bridge: function 0)
+    piix_pm_function: int        # its ACPI power-management function
+    cmos_port: int               # MC146818 RTC/CMOS index port (data +1)
+    debugcon_port: int           # QEMU's isa-debugcon (Bochs port e9 hack), where edk2's OVMF looks for it
+    low_rom_alias: tuple[int, int]   # (gpa, size): the top of a firmware image seen again below 1 MiB (isa-bios)
     reset_port: int              # FADT RESET_REG (the PC's reset control register)
     reset_value: int             # FADT RESET_VALUE
     fw_cfg_port: int             # QEMU fw_cfg selector port (data +1, DMA +4)

@@ -54,6 +54,7 @@ class VpState:
     cr4: int | None = None
     efer: int | None = None
     msrs: dict[int, int] = field(default_factory=dict)
+    xcr0: int | None = None              # None: KVM's reset value (x87 only)
 
     def describe(self) -> list[str]:
         """Deterministic text, one register a line, for `pyvmm igvm plan` and regression diffs."""
@@ -71,6 +72,8 @@ class VpState:
             if v is not None:
                 out.append(f"{n} = {v:#x}")
         out += [f"msr {k:#x} = {v:#x}" for k, v in sorted(self.msrs.items())]
+        if self.xcr0 is not None:
+            out.append(f"xcr0 = {self.xcr0:#x}")
         return out
 
 
@@ -142,6 +145,11 @@ class LoadPlan:
     required_memory: list[tuple[int, int]] = field(default_factory=list)  # (gpa, size)
     parameters: list[ParameterRequest] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)     # what the loader skipped or assumed, for `igvm plan`
+    # SEV-SNP CPUID pages of a non-confidential launch: (gpa, the file's template or None); the VMM fills each
+    # with the CPUID it gives vCPU 0, in the SNP CPUID table format (loaders/igvm/snp_cpuid.py)
+    snp_cpuid_pages: list[tuple[int, bytes | memoryview | None]] = field(default_factory=list)
+    hide_sev: bool = False       # the guest must see no SME/SEV in CPUID (an SNP image run without SNP)
+    top_ram: int = 0             # bytes of RAM the plan needs mapped just below 4 GiB (a TDX image's reset vector)
 
     def ranges(self) -> list[tuple[int, int, str]]:
         """Every guest range the plan touches: (gpa, end, what), sorted; inserted parameter areas included."""
@@ -178,6 +186,11 @@ class LoadPlan:
             items.append((p.gpa if p.gpa is not None else 1 << 64, 2, p.describe()))
         out = [t for _, _, t in sorted(items)]
         out += [f"required {g:#012x}-{g + s:#012x}" for g, s in self.required_memory]
+        out += [f"snp-cpuid {g:#012x} filled at launch from vCPU 0's CPUID" for g, _ in self.snp_cpuid_pages]
+        if self.hide_sev:
+            out.append("cpuid 0x8000001f = 0 on every vCPU (no SME/SEV)")
+        if self.top_ram:
+            out.append(f"ram   {(1 << 32) - self.top_ram:#012x}-0x0100000000 {self.top_ram:#x} mapped below 4 GiB")
         out += [f"note: {n}" for n in self.notes]
         for i in sorted(self.vps):
             out.append(f"vp {i}:")

@@ -9,6 +9,8 @@ from .plan import Segment, VpState
 CR0_PE, CR0_ET, CR0_NE, CR0_WP, CR0_PG = 1, 1 << 4, 1 << 5, 1 << 16, 1 << 31
 CR4_PAE = 1 << 5
 EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE = 1, 1 << 8, 1 << 10, 1 << 11
+MSR_PAT, MSR_MTRR_DEF_TYPE = 0x277, 0x2FF      # Intel SDM vol. 4, table 2-2
+MTRR_DEF_TYPE_ENABLE = 1 << 11                 # IA32_MTRR_DEF_TYPE.E
 
 # Flat segments in the 16-bit attribute form (type | S | DPL | P | AVL | L | DB | G).
 CODE64 = 0xA09B   # execute/read, accessed, present, L, G

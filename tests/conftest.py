@@ -23,11 +23,9 @@ def _unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def kvm_ok() -> None:
-    """Use in any test that needs /dev/kvm."""
-    from kvm import kvm_usable
-    reason = kvm_usable()
-    if reason:
-        _unavailable(f"/dev/kvm unusable: {reason}")
+    """Use in any test that needs /dev/kvm (the same rule as the plugin's `kvm` marker)."""
+    from vmm.pytest_plugin import require_kvm
+    require_kvm()
 
 
 @pytest.fixture(scope="session")

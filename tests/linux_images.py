@@ -9,6 +9,7 @@ from tests.guests.build import build
 
 VMLINUX_LOAD = 0x1000000
 BZIMAGE_ENTRY = 0x100200
+PROBE_PREF_ADDRESS = 0x1000000     # make_bzimage's pref_address
 
 
 def probe_vmlinux(pvh: bool = False) -> bytes:
@@ -33,7 +34,7 @@ def make_bzimage(pm_code: bytes, *, version: int = 0x020F, xloadflags: int = 0x3
     struct.pack_into("<I", setup, 0x22C, initrd_addr_max)
     struct.pack_into("<IBBH", setup, 0x230, 0x200000, 1, 21, xloadflags)
     struct.pack_into("<I", setup, 0x238, 2047)
-    struct.pack_into("<Q", setup, 0x258, 0x1000000)
+    struct.pack_into("<Q", setup, 0x258, PROBE_PREF_ADDRESS)
     struct.pack_into("<I", setup, 0x260, init_size)
     return bytes(setup) + pm
 

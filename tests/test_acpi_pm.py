@@ -1,9 +1,10 @@
 """The ACPI fixed hardware (chipset/acpi_pm.py) through the port bus, as a guest reaches it: the PM timer counts
-at 3.579545 MHz in 24 bits, PM1 status is write-1-to-clear, SCI_EN stays set, SLP_TYP=5 with SLP_EN powers off
+at 3.579545 MHz in 24 bits, PM1 status is write-1-to-clear, SCI_EN stays set, SLP_EN with the machine's S5 sleep type powers off
 (ACPI 6.5 sections 4.8.3.1-4.8.3.3). A guest using it from the FADT is in tests/test_run_options.py."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, strategies as st
 
 from chipset.acpi_pm import PM_LENGTH, AcpiPm
@@ -16,10 +17,10 @@ EVT_STS, EVT_EN, CNT, TMR, GPE0 = 0, 2, 4, 8, 12
 class Pm:
     """An AcpiPm on a bus with a settable clock; counts power-offs."""
 
-    def __init__(self) -> None:
+    def __init__(self, s5: int = 0) -> None:
         self.now_ns = 0
         self.poweroffs = 0
-        self.dev = AcpiPm(self._off, clock=lambda: self.now_ns)
+        self.dev = AcpiPm(self._off, clock=lambda: self.now_ns, s5_slp_typ=s5)
         self.bus = PortBus()
         self.bus.register(BASE, PM_LENGTH, self.dev, "ACPI PM")
 
@@ -82,16 +83,18 @@ def test_pm1_status_is_write_one_to_clear():
     assert (pm.read(EVT_STS, 2), pm.read(EVT_EN, 2)) == (0, 0x0121)
 
 
-def test_slp_typ_5_with_slp_en_powers_off_and_nothing_else_does():
-    pm = Pm()
-    pm.write(CNT, 2, 5 << 10)                             # S5 chosen, SLP_EN not written: nothing yet
-    pm.write(CNT, 2, (0 << 10) | 1 << 13)                 # S0 with SLP_EN: not a power-off
+@pytest.mark.parametrize("s5", [0, 5])          # QEMU's DSDT (and pyvmm's) say 0; other firmware's tables say 5
+def test_the_machines_s5_slp_typ_with_slp_en_powers_off_and_nothing_else_does(s5):
+    pm = Pm(s5)
+    other = 5 if s5 == 0 else 0
+    pm.write(CNT, 2, s5 << 10)                            # S5 chosen, SLP_EN not written: nothing yet
+    pm.write(CNT, 2, (other << 10) | 1 << 13)             # another sleep type with SLP_EN: not a power-off
     pm.write(CNT, 2, (1 << 10) | 1 << 13)                 # S1: not supported, not a power-off
     assert pm.poweroffs == 0
-    pm.write(CNT, 2, (5 << 10) | 1 << 13)
+    pm.write(CNT, 2, (s5 << 10) | 1 << 13)
     assert pm.poweroffs == 1
     assert pm.read(CNT, 2) & (1 << 13) == 0               # SLP_EN is write-only: reads 0
-    pm.write(CNT + 1, 1, ((5 << 10) | 1 << 13) >> 8)      # the high byte alone, as a byte-wide OS might
+    pm.write(CNT + 1, 1, ((s5 << 10) | 1 << 13) >> 8)     # the high byte alone, as a byte-wide OS might
     assert pm.poweroffs == 2
 
 

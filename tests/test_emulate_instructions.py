@@ -304,3 +304,27 @@ def test_compacted_xsave_layout_and_restore():
     vcpu.sregs.ss.dpl = 3
     place(vcpu, mem, bytes.fromhex("0fc72e"))                     # xsaves at CPL 3
     assert emulate(vcpu, mem) == "xsaves #GP"
+
+
+def test_ldmxcsr_and_stmxcsr_as_edk2_sec_uses_them():
+    """OVMF's SEC: `ldmxcsr 0x1436(%rip)` right after fninit/fldcw (UefiCpuPkg InitializeFloatingPointUnits)."""
+    vcpu, mem = FakeVcpu(), FakeMemory()
+    code = bytes.fromhex("0fae1536140000")                        # ldmxcsr 0x1436(%rip)
+    mem.write(0x1000 + len(code) + 0x1436, struct.pack("<I", 0x9FC0))
+    place(vcpu, mem, code)
+    assert emulate(vcpu, mem) == "ldmxcsr"
+    assert struct.unpack("<I", bytes(vcpu.xsave.region[24:28]))[0] == 0x9FC0 and vcpu.xsave.region[512] & 2
+    assert vcpu.regs.rip == 0x1000 + len(code)
+    vcpu.regs.rsi = 0x4000
+    place(vcpu, mem, bytes.fromhex("0fae1e"))                     # stmxcsr (%rsi)
+    assert emulate(vcpu, mem) == "stmxcsr" and mem.read(0x4000, 4) == struct.pack("<I", 0x9FC0)
+    mem.write(0x4000, struct.pack("<I", 0x10000))                 # outside MXCSR_MASK (0xFFFF here)
+    place(vcpu, mem, bytes.fromhex("0fae16"))                     # ldmxcsr (%rsi)
+    assert emulate(vcpu, mem) == "ldmxcsr #GP" and injected(vcpu) == (13, 0)
+    vcpu.sregs.cr0 |= 8                                           # TS
+    place(vcpu, mem, bytes.fromhex("0fae16"))
+    assert emulate(vcpu, mem) == "ldmxcsr #NM"
+    vcpu.sregs.cr0 &= ~8
+    vcpu.sregs.cr4 &= ~(1 << 9)                                   # no OSFXSR
+    place(vcpu, mem, bytes.fromhex("0fae1e"))
+    assert emulate(vcpu, mem) == "stmxcsr #UD"

@@ -294,3 +294,15 @@ def test_tiny_guest_prints_and_exits():
     from vmm.api import run_igvm
     out = run_igvm(tiny_guest("pyvmm\n", 0x33), memory="64M", timeout=30)
     assert (out.status, out.text) == ((0x33 << 1) | 1, "pyvmm\n")
+
+
+def test_the_report_sections_come_back_from_xdist_workers(tester):
+    pytest.importorskip("xdist")
+    from vmm.pytest_plugin import require_kvm
+    require_kvm()
+    tester.makepyfile(REPORT_TEST)
+    r = run(tester, "-n", "2")
+    r.assert_outcomes(failed=2, passed=1)
+    r.stdout.fnmatch_lines(["*- pyvmm run 1 of 1: status 11 (EXIT): guest serial output -*",
+                            "the guest said this"])
+    assert "RIP=00000000c0000000" in r.stdout.str()

@@ -133,6 +133,8 @@ def test_igvm_platform_the_file_lacks_or_cannot_launch_is_status_2(tmp_path, two
     native_only.write_bytes(flat_igvm("hello.S"))
     p = _pyvmm("--igvm", str(native_only), "-m", "64M", "--igvm-platform", "vsm_isolation")
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no VSM_ISOLATION platform" in p.stderr, p.stderr
-    p = _pyvmm("--igvm", two_platforms, "-m", "64M", "--igvm-platform", "sev_snp")
+    p = _pyvmm("--igvm", two_platforms, "-m", "64M", "--igvm-platform", "cca")
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--igvm-platform" in p.stderr, p.stderr
+    p = _pyvmm("--igvm", two_platforms, "-m", "64M", "--igvm-platform", "sev_snp")   # a debug launch of SNP, but none
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no SEV_SNP platform" in p.stderr, p.stderr
 

@@ -88,7 +88,8 @@ def run_igvm(igvm: str | os.PathLike | bytes, *, memory: int | str = "1G", cpus:
 
     from .fw_cfg import fw_cfg_items
     items = fw_cfg_items(mem, cpus, tuple(FwCfgFile(n, d) for n, d in (fw_cfg or {}).items()), vmfwupdate=vmfwupdate)
-    config = MachineConfig(memory=mem, cpus=cpus, serial_out=sink, fw_cfg=items, vmfwupdate=vmfwupdate)
+    config = MachineConfig(memory=mem, cpus=cpus, serial_out=sink, fw_cfg=items, vmfwupdate=vmfwupdate,
+                           firmware_window=prepared.firmware_window)
     first = [True]
 
     def on_machine(m) -> None:

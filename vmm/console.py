@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import termios
 import threading
 import tty
@@ -68,11 +67,28 @@ class StdinPump:
                 self.feed(data)
 
 
-def stdout_writer() -> Callable[[bytes], None]:
-    """Serial output to stdout, flushed per chunk so a person sees it as the guest prints it."""
-    out = sys.stdout.buffer
+class SerialFeed:
+    """Host input for whichever machine is current: bytes that arrive while there is none (before the first
+    machine is built, between a guest reset and its relaunch) wait and go to the next, so piped input is never
+    lost whenever it is written."""
 
-    def write(data: bytes) -> None:
-        out.write(data)
-        out.flush()
-    return write
+    def __init__(self) -> None:
+        self.machine = None
+        self._pending = bytearray()
+        self._lock = threading.Lock()
+
+    def feed(self, data: bytes) -> None:
+        with self._lock:
+            if self.machine is None:
+                self._pending += data
+                return
+            self.machine.serial_input(data)
+
+    def attach(self, machine) -> None:
+        """The machine now running (None: none)."""
+        with self._lock:
+            self.machine = machine
+            if machine is not None and self._pending:
+                machine.serial_input(bytes(self._pending))
+                self._pending.clear()
+

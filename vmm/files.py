@@ -8,6 +8,7 @@ import os
 
 
 MAP_AT_LEAST = 1 << 20
+PIPE_LIMIT = 1 << 30          # bytes read at most from a pipe (`--igvm <(...)`), whose size is not known up front
 
 
 def read_file(path: str, map_big: bool = False) -> bytes | mmap.mmap:
@@ -16,11 +17,26 @@ def read_file(path: str, map_big: bool = False) -> bytes | mmap.mmap:
     With map_big, a file of MAP_AT_LEAST bytes or more is mapped (private, never written) instead of read: a
     launch then copies IGVM page data straight from the page cache into guest RAM, and GuestMemory.write drops
     the mapped pages behind it, so the file's contents never add to the VMM's resident memory.
+
+    Only regular files and pipes: a device such as /dev/zero or /dev/urandom would be read forever (the
+    reliability campaign found `pyvmm --igvm /dev/zero` hanging), so it is refused by its type; a pipe is read up
+    to PIPE_LIMIT bytes.
     """
+    import stat
     from loaders.errors import LoadError
     try:
         with open(path, "rb") as fh:
-            if map_big and os.fstat(fh.fileno()).st_size >= MAP_AT_LEAST:
+            st = os.fstat(fh.fileno())
+            if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+                data = fh.read(PIPE_LIMIT + 1)
+                if len(data) > PIPE_LIMIT:
+                    raise LoadError(f"cannot read {path}: a pipe longer than {PIPE_LIMIT >> 20} MiB")
+                return data
+            if not stat.S_ISREG(st.st_mode):
+                kind = "a character device" if stat.S_ISCHR(st.st_mode) else \
+                    "a block device" if stat.S_ISBLK(st.st_mode) else "not a file"
+                raise LoadError(f"cannot read {path}: {kind}, not a regular file or a pipe")
+            if map_big and st.st_size >= MAP_AT_LEAST:
                 return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
             return fh.read()
     except OSError as e:

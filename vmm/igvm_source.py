@@ -28,6 +28,7 @@ class PreparedIgvm:
     platform: object      # loaders.igvm.SupportedPlatform
     plan: object          # loaders.plan.LoadPlan, parameters filled and checked against the machine's RAM
     host: object          # loaders.igvm.parameters.HostInfo
+    firmware_window: int = 0   # bytes of firmware window ending at 4 GiB the file's pages need (vmm.firmware)
 
 
 def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = None,
@@ -37,16 +38,24 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
     from loaders.igvm.load import choose_platform, igvm_plan
     from loaders.igvm.parameters import fill_parameters
 
+    from .firmware import FOUR_GIB, window_for
     from .host import host_info
     from .files import read_file
     if raw is None:
         raw = read_file(spec.path, map_big=True)
     try:
         f = read_igvm(raw)
-        chosen = choose_platform(f, platform)
-        plan = igvm_plan(f, chosen)
+        if platform in ("sev_snp", "tdx"):
+            from loaders.igvm.cc_launch import confidential_plan
+            plan, chosen = confidential_plan(f, platform, cpus)
+        else:
+            chosen = choose_platform(f, platform)
+            plan = igvm_plan(f, chosen)
         host = host_info(memory, cpus, cmdline)
-        plan.check(host.ram)             # every claimed size against the machine's RAM, before anything is filled
+        window = 0 if plan.top_ram else window_for([(start, end) for start, end, _ in plan.ranges()])
+        targets = host.ram + ([(FOUR_GIB - window, window)] if window else [])   # a TDX image's RAM is no ROM
+        # every claimed size against the machine's RAM (and a TDX image's RAM below 4 GiB), before anything is filled
+        plan.check(targets + ([(MMIO_HOLE_END - plan.top_ram, plan.top_ram)] if plan.top_ram else []))
         fill_parameters(plan, host)
         if spec.type == "uefi":
             from loaders.uefi.typed import apply_uefi
@@ -57,4 +66,4 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
             apply_linux(plan, host, PC)
     except LoadError as e:
         raise LoadError(f"{spec.path}: {e}") from None
-    return PreparedIgvm(spec.path, f, chosen, plan, host)
+    return PreparedIgvm(spec.path, f, chosen, plan, host, window)

@@ -22,19 +22,20 @@ from chipset.i8042 import I8042
 from chipset.uart16550 import Uart16550
 from kvm import Kvm, KvmError, Vcpu, install_kick_handler
 from kvm.ioctl import run_ioctl, thread_errno
-from kvm.uapi import (IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, PAGE_SIZE, PIO_PAGE_OFFSET, Cap,
-                      ExitReason, Ioctl, MpState, SystemEvent, field_offset, kvm_run)
+from kvm.uapi import (IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, PAGE_SIZE,
+                      PIO_PAGE_OFFSET, Cap, ExitReason, Ioctl, MpState, SystemEvent, field_offset, kvm_run)
 from loaders.elf_symbols import Symbols
 from loaders.errors import LoadError
 from loaders.plan import LoadPlan
 
 from . import status
 from .cpu_model import CpuModel, apply_cpu_model
-from .memory import GuestMemory
+from .memory import MMIO_HOLE_END, GuestMemory
 from .pc_layout import PC
 from .regdump import register_dump
 from .vcpu_setup import BOOT_MSRS, apply_vp_state, cpuid_for_vcpu, setup_lapic
 
+RESET_IP = 0xFFF0             # IP after an x86 reset (with CS base 0xFFFF0000: the reset vector 0xFFFFFFF0)
 DRAIN_INTERVAL = 0.02          # seconds between drains of the coalesced ring while vCPUs sit in HLT
 
 
@@ -46,6 +47,8 @@ def _run_index(path: str, width: int) -> int:
         raise AssertionError(f"kvm_run.{path} is {size} bytes at {offset}, not a {width}-byte index")
     return offset // width
 
+
+AMD_MEM_ENCRYPT_LEAF = 0x8000001F     # SME/SEV capabilities (AMD APM vol. 3, CPUID Fn8000_001F)
 
 # The kvm_run fields the vCPU loop reads, computed once at import.
 RUN_IMMEDIATE_EXIT = _run_index("immediate_exit", 1)
@@ -92,12 +95,18 @@ class MachineConfig:
     cpu: CpuModel = CpuModel()                          # --cpu: features cleared from KVM's supported CPUID
     symbols: Symbols | None = None                      # names for --trace rip (the ELF kernel's symtab)
     fw_cfg: FwCfgItems | None = None                    # None: the default set for memory and cpus (vmm.fw_cfg)
+    firmware: bytes | None = None                       # --bios: a ROM image mapped to end at 4 GiB (vmm.firmware)
+    firmware_window: int = 0                            # bytes of firmware window without an image (an IGVM fills it)
+    debugcon: Callable[[bytes], None] | None = None     # --debugcon: port 0x402's sink; None: the port is unassigned
+    milestones: object | None = None                    # vmm.milestones.Milestones (--trace milestones)
     vmfwupdate: bool = True                             # the etc/vmfwupdate fw_cfg file (--no-vmfwupdate: False)
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
 
 class Machine:
     """A VM ready to load a plan and run; a context manager that releases every fd and mapping."""
+
+    window = None                  # vmm.firmware.FirmwareWindow, with --bios or a firmware IGVM
 
     def __init__(self, config: MachineConfig, kvm: Kvm | None = None, memory: GuestMemory | None = None) -> None:
         """memory: guest RAM to run on (kept by the caller across resets); None: fresh RAM owned by this machine."""
@@ -112,6 +121,7 @@ class Machine:
         self._own_memory = memory is None
         self.memory: GuestMemory | None = memory
         self.vmfwupdate = None          # chipset.vmfwupdate.VmFwUpdate when the machine has the device
+        self.guest = None              # guest-physical reads: RAM, or RAM and the window (vmm.firmware.GuestView)
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
         self._result: RunResult | None = None
@@ -119,6 +129,7 @@ class Machine:
         self.rip_samples: list[list[int]] = [[] for _ in range(config.cpus)]   # --trace rip
         self._want_sample = [False] * config.cpus
         self._unknown_mmio: set[int] = set()
+        self._pm_at: int | None = None
         self._emulation = None             # vmm.emulation.Emulation, made at the first emulation failure
         self._emulation_lock = threading.Lock()
         self._pause = None                 # vmm.pause.VcpuPause on a multi-vCPU machine
@@ -137,14 +148,18 @@ class Machine:
         vm.set_identity_map_addr(PC.identity_map_addr)
         if self.memory is None:
             self.memory = GuestMemory(cfg.memory)
-        for r in self.memory.regions:
-            vm.add_memory(r.gpa, r.size, r.mapping.addr)
+        self.guest = self.memory
+        self._add_memory()
         vm.create_irqchip()
         vm.set_gsi_routing(pc_gsi_routes())
         vm.create_pit2()
 
         self.bus = PortBus(on_unknown=self._on_unknown_port if "exits" in cfg.trace else None)
         out = cfg.serial_out or (lambda data: None)
+        if cfg.milestones is not None:
+            def out(data: bytes, sink=out, watch=cfg.milestones.serial) -> None:
+                watch(data)
+                sink(data)
         self.uart = Uart16550(irq=vm.irq_line, line=PC.com1_irq, output=out)
         self.bus.register(PC.com1_port, 8, self.uart, "COM1 16550A")
         self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, status.OK,
@@ -154,14 +169,19 @@ class Machine:
         self.debug_exit = DebugExit(on_exit=lambda value: self.request_stop(Outcome.EXIT, value))
         self.bus.register(PC.debug_exit_port, 1, self.debug_exit, "debug-exit")
         self._add_platform_devices()
+        self._add_pci()
         self._add_fw_cfg()
+        if cfg.milestones is not None:
+            self._watch_milestones(cfg.milestones)
 
         supported = kvm.supported_cpuid()
+        self._cpuids: list = []
         for i in range(cfg.cpus):
             v = vm.create_vcpu(i)
             cpuid = cpuid_for_vcpu(supported, i, cfg.cpus)
             apply_cpu_model(cpuid, cfg.cpu)
             v.set_cpuid(cpuid)
+            self._cpuids.append(cpuid)
             v.set_msrs(BOOT_MSRS)
             fpu = v.get_fpu()
             fpu.fcw, fpu.mxcsr = 0x37F, 0x1F80
@@ -177,17 +197,78 @@ class Machine:
             vm.register_coalesced(PC.com1_port, 1, pio=True)
             self._ring = vm.open_coalesced_ring(ring_page)
 
+    def _add_memory(self) -> None:
+        """RAM slots, and with firmware the read-only window ending at 4 GiB plus its alias below 1 MiB (the RAM
+        under the alias is cut out of the RAM slot: KVM slots may not overlap)."""
+        cfg = self.config
+        regions = [(r.gpa, r.size, r.mapping.addr) for r in self.memory.regions]
+        size = len(cfg.firmware) if cfg.firmware is not None else cfg.firmware_window
+        hole = None
+        if size:
+            from .firmware import FirmwareWindow, ram_slots
+            self.window = FirmwareWindow(max(size, cfg.firmware_window), cfg.firmware)
+            hole = PC.low_rom_alias
+            regions = ram_slots(regions, hole)
+        for gpa, n, addr in regions:
+            self.vm.add_memory(gpa, n, addr)
+        if self.window is not None:
+            from .firmware import GuestView
+            self.guest = GuestView(self.memory, self.window, PC.low_rom_alias)
+            readonly = bool(self.kvm.check_extension(Cap.READONLY_MEM))  # without it, a writable window (QEMU's too)
+            for gpa, n, addr in self.window.slots(hole):
+                self.vm.add_memory(gpa, n, addr, readonly=readonly)
+
     def _add_platform_devices(self) -> None:
-        """Ports every PC guest touches: POST/io-delay, fast A20, reset control, ACPI PM (power-off)."""
+        """Ports every PC guest touches: POST/io-delay, fast A20, reset control, CMOS/RTC, the debug console."""
+        from chipset.cmos import Cmos
         from chipset.misc_ports import FastA20, PostCode, ResetControl
+        from .memory import ram_layout
         reset = lambda: self.request_stop(Outcome.RESET, status.OK, "guest reset")  # noqa: E731
         self.bus.register(PC.post_port, 1, PostCode(), "POST code")
-        self.bus.register(PC.a20_port, 1, FastA20(), "fast A20")
+        self.bus.register(PC.a20_port, 1, FastA20(reset=reset), "fast A20")   # bit 0: QEMU's port92 resets
         self.bus.register(PC.reset_port, 1, ResetControl(reset=reset), "reset control")
+        ram = ram_layout(self.config.memory)
+        self.cmos = Cmos(ram[0][1], sum(n for gpa, n in ram[1:]), self.config.cpus)
+        self.bus.register(PC.cmos_port, 2, self.cmos, "CMOS/RTC")
+        if self.config.debugcon is not None:
+            from chipset.debugcon import DebugCon
+            self.bus.register(PC.debugcon_port, 1, DebugCon(self.config.debugcon), "debug console")
+
+    def _add_pci(self) -> None:
+        """PCI bus 0 through configuration mechanism #1: the i440FX host bridge, the PIIX3 ISA bridge and the PIIX4
+        PM function, whose ACPI block (power-off, PM timer, SCI) moves where the guest puts PMBA. With firmware
+        the PM function starts as QEMU's does (firmware programs it); otherwise pyvmm plays the firmware."""
         from chipset.acpi_pm import AcpiPm
-        self.bus.register(PC.pm_base, PC.pm_length, AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, status.OK,
-                                                                                   "guest powered off (ACPI S5)")),
-                          "ACPI PM")
+        from chipset.i440fx import I440fxHost
+        from chipset.pci import PciConf1
+        from chipset.piix3 import Piix3Isa
+        from chipset.piix4_pm import Piix4Pm
+        self.pci = pci = PciConf1()
+        self.bus.register(PC.pci_conf_port, 1, pci.address_port, "PCI conf1 address")
+        self.bus.register(PC.pci_data_port, 4, pci.data_port, "PCI conf1 data")
+        self.acpi_pm = AcpiPm(lambda: self.request_stop(Outcome.POWEROFF, status.OK, "guest powered off (ACPI S5)"),
+                              s5_slp_typ=PC.s5_slp_typ, sci=lambda level: self.vm.irq_line(PC.sci_irq, level))
+        pci.add(0, 0, I440fxHost())
+        pci.add(PC.piix_device, 0, Piix3Isa())
+        firmware = self.window is not None
+        pci.add(PC.piix_device, PC.piix_pm_function,
+                Piix4Pm(self._map_pm, enabled_at=None if firmware else PC.pm_base))
+
+    def _map_pm(self, base: int | None) -> None:
+        """Where the PIIX4 PM block decodes now (the guest wrote PMBA or PMREGMISC); a base that collides with
+        another device leaves the block off, as nothing can decode one port twice."""
+        old = self._pm_at
+        if old is not None:
+            self.bus.unregister(old)
+            self._pm_at = None
+        if base is None:
+            return
+        try:
+            self.bus.register(base, PC.pm_length, self.acpi_pm, "ACPI PM")
+            self._pm_at = base
+        except ValueError as e:
+            if "exits" in self.config.trace:
+                self.config.log(f"pyvmm: trace: PIIX4 PM block not mapped: {e}")
 
     def _add_fw_cfg(self) -> None:
         """QEMU's fw_cfg at the layout's port, served from the config's item set (built fresh per machine, so
@@ -207,6 +288,28 @@ class Machine:
         self.fw_cfg = FwCfg(self.memory, items, on_error=on_error)
         self.bus.register(PC.fw_cfg_port, PC.fw_cfg_ports, self.fw_cfg, "fw_cfg")
 
+    def _watch_milestones(self, ms) -> None:
+        """Wrap the PCI data port and fw_cfg so their milestone accesses are noted (--trace milestones only)."""
+        from .milestones import FW_CFG_SIGNATURE, HOST_BRIDGE, WatchPorts
+        pci = self.pci
+
+        def pci_read(offset: int, size: int) -> None:
+            if pci.address & 0x80FFFFFC == 1 << 31:         # enabled, bus 0, 00:00.0, register 0 (vendor/device)
+                ms.reach(HOST_BRIDGE)
+        self.bus.unregister(PC.pci_data_port)
+        self.bus.register(PC.pci_data_port, 4, WatchPorts(pci.data_port, on_read=pci_read), "PCI conf1 data")
+        selected = [None]
+
+        def fw_write(offset: int, size: int, value: int) -> None:
+            if offset == 0:
+                selected[0] = value
+
+        def fw_read(offset: int, size: int) -> None:
+            if offset == 1 and selected[0] == 0:            # the data port with key 0 (the signature) selected
+                ms.reach(FW_CFG_SIGNATURE)
+        self.bus.unregister(PC.fw_cfg_port)
+        self.bus.register(PC.fw_cfg_port, PC.fw_cfg_ports, WatchPorts(self.fw_cfg, fw_read, fw_write), "fw_cfg")
+
     def _on_unknown_port(self, port: int, is_write: bool, size: int) -> None:
         self.config.log(f"pyvmm: trace: unclaimed port {port:#06x} ({'write' if is_write else 'read'}, {size} bytes)")
 
@@ -218,14 +321,21 @@ class Machine:
         zero ranges are then only checked, not written (no host pages touched for them); RAM kept from an earlier
         boot (a reset) gets them zeroed.
         """
-        mem = self.memory
-        plan.check(mem.ranges())
+        mem, window = self.memory, self.window
+        if plan.top_ram and not mem.contains(MMIO_HOLE_END - plan.top_ram, plan.top_ram):
+            r = mem.add_region(MMIO_HOLE_END - plan.top_ram, plan.top_ram, "RAM below 4 GiB")
+            self.vm.add_memory(r.gpa, r.size, r.mapping.addr)
+        plan.check(self.load_ranges())
         fresh, mem.untouched = mem.untouched, False
         if not fresh:
             for z in plan.zeros:
-                mem.zero(z.gpa, z.size)
+                if window is None or not window.contains(z.gpa, z.size):   # a window is new with every machine
+                    mem.zero(z.gpa, z.size)
         for w in plan.writes:
-            mem.write(w.gpa, w.data)
+            if window is not None and window.contains(w.gpa, len(w.data)):
+                window.write(w.gpa, w.data)
+            else:
+                mem.write(w.gpa, w.data)
         for p in plan.parameters:
             if p.gpa is None:
                 continue
@@ -234,6 +344,12 @@ class Machine:
             mem.write(p.gpa, p.data)
             if not fresh and p.size > len(p.data):
                 mem.zero(p.gpa + len(p.data), p.size - len(p.data))   # the unwritten rest of the area is zero
+        if plan.hide_sev:
+            self._hide_sev()
+        if plan.snp_cpuid_pages:
+            from loaders.igvm.snp_cpuid import snp_cpuid_table
+            for gpa, template in plan.snp_cpuid_pages:
+                mem.write(gpa, snp_cpuid_table(template, self.cpuid_leaves()))
         if 0 not in plan.vps:
             raise LoadError("the load plan has no register state for VP 0")
         for index, vp in sorted(plan.vps.items()):
@@ -243,6 +359,29 @@ class Machine:
             apply_vp_state(vcpu, vp)
             if index:
                 vcpu.set_mp_state(MpState.RUNNABLE)
+
+    def load_ranges(self) -> list[tuple[int, int]]:
+        """Where a plan may write: RAM (less the ROM alias below 1 MiB) and the firmware window."""
+        ranges = self.memory.ranges()
+        if self.window is None:
+            return ranges
+        from .firmware import ram_slots
+        return [(g, n) for g, n, _ in ram_slots([(g, n, 0) for g, n in ranges], PC.low_rom_alias)] + \
+            [(self.window.gpa, self.window.size)]
+
+    def cpuid_leaves(self, index: int = 0) -> list[tuple[int, int, bool, int, int, int, int]]:
+        """The CPUID vCPU `index` was given: (function, index, index matters, eax, ebx, ecx, edx) per leaf."""
+        return [(e.function, e.index, bool(e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX), e.eax, e.ebx, e.ecx, e.edx)
+                for e in self._cpuids[index]]
+
+    def _hide_sev(self) -> None:
+        """CPUID 0x8000001F (AMD memory encryption) all zero on every vCPU, before any runs: an SNP image launched
+        without SNP must see no SME/SEV, or Linux reads MSR_AMD64_SEV (0xC0010131), which KVM does not emulate."""
+        for vcpu, cpuid in zip(self.vm.vcpus, self._cpuids):
+            for e in cpuid:
+                if e.function == AMD_MEM_ENCRYPT_LEAF:
+                    e.eax = e.ebx = e.ecx = e.edx = 0
+            vcpu.set_cpuid(cpuid)
 
     # --- running ------------------------------------------------------------------------
     def serial_input(self, data: bytes) -> int:
@@ -263,27 +402,32 @@ class Machine:
         """Run all vCPUs until the guest exits, resets, powers off, fails, or the timeout passes."""
         if threading.current_thread() is threading.main_thread():
             install_kick_handler()
+        if self.config.milestones is not None:
+            self.config.milestones.started()
         threads = [threading.Thread(target=self._vcpu_thread, args=(v,), name=f"vcpu{v.index}", daemon=True)
                    for v in self.vm.vcpus]
         for t in threads:
             t.start()
         deadline = None if timeout is None else time.monotonic() + timeout
         sample = "rip" in self.config.trace
-        while not self._stop.wait(DRAIN_INTERVAL):
-            self.drain_serial()
-            if sample:                      # every vCPU notes its RIP at its next KVM_RUN return (EINTR)
-                for v in self.vm.vcpus:
-                    self._want_sample[v.index] = True
-                    v.kick()
-            if deadline is not None and time.monotonic() >= deadline:
-                self.request_stop(Outcome.TIMEOUT, 124, f"guest still running after {timeout:g} s (--timeout)")
-        for v in self.vm.vcpus:
-            v.kick()
-        for t in threads:
-            while t.is_alive():
-                t.join(0.1)
-                if t.is_alive():
-                    self.vm.vcpus[int(t.name[4:])].kick()
+        try:
+            while not self._stop.wait(DRAIN_INTERVAL):
+                self.drain_serial()
+                if sample:                      # every vCPU notes its RIP at its next KVM_RUN return (EINTR)
+                    for v in self.vm.vcpus:
+                        self._want_sample[v.index] = True
+                        v.kick()
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.request_stop(Outcome.TIMEOUT, status.TIMEOUT, f"guest still running after {timeout:g} s (--timeout)")
+        finally:
+            # Also on an exception here (KeyboardInterrupt in a library caller): no vCPU thread may outlive the run,
+            # since close() then unmaps the kvm_run pages those threads read.
+            self.request_stop(Outcome.FATAL, status.FATAL, "the VMM's main loop ended by an exception")
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.1)
+                    if t.is_alive():
+                        self.vm.vcpus[int(t.name[4:])].kick()
         self.drain_serial()
         if sample:
             from .rip_report import rip_report
@@ -306,7 +450,11 @@ class Machine:
         except BaseException as e:  # a VMM bug must still end the run with a clear status
             import traceback
             detail = "".join(traceback.format_exception(e)) if "exits" in self.config.trace else repr(e)
-            self.request_stop(Outcome.FATAL, 3, f"vCPU {vcpu.index}: VMM error: {detail}")
+            try:
+                dump = register_dump(vcpu, self.memory)
+            except Exception as why:        # the dump must not take the status with it
+                dump = f"(no register dump: {why!r})"
+            self.request_stop(Outcome.FATAL, status.FATAL, f"vCPU {vcpu.index}: VMM error: {detail}\n{dump}")
         finally:
             if self._pause is not None:
                 self._pause.leave()
@@ -326,6 +474,8 @@ class Machine:
         fd, run, RUN = vcpu.fd, run_ioctl, int(Ioctl.RUN)   # plain ints: run_ioctl has no argtypes
         errno_now = thread_errno()          # this vCPU thread's errno, read after a KVM_RUN that failed
         pio = self.bus.pio
+        if self.config.milestones is not None:
+            pio = self._first_exit_noted(pio)
         stopping = self._stop.is_set
         ring = self._ring.head if self._ring is not None else None   # the coalesced ring's (first, last), or None
         drain, transmit = (self._ring.drain_bytes, self.uart.transmit) if ring is not None else (None, None)
@@ -371,13 +521,30 @@ class Machine:
             vcpu.detach_thread()
             self.exit_counts[vcpu.index] = exits
 
+    def _first_exit_noted(self, pio):
+        """The bus's pio() that notes the reset-vector milestone at the first port exit (--trace milestones)."""
+        from .milestones import RESET_VECTOR
+        reach = self.config.milestones.reach
+
+        def noted(port, size, count, is_write, data):
+            reach(RESET_VECTOR)
+            pio(port, size, count, is_write, data)
+        return noted
+
     def _exit(self, vcpu: Vcpu, reason: int) -> bool:
         """Every exit but port I/O; True when this vCPU must stop."""
         run = vcpu.run
+        ms = self.config.milestones
+        if ms is not None and vcpu.index == 0 and reason not in (ExitReason.INTR, ExitReason.IRQ_WINDOW_OPEN):
+            from .milestones import RESET_VECTOR
+            if RESET_VECTOR not in ms.reached and vcpu.get_regs().rip != RESET_IP:
+                ms.reach(RESET_VECTOR)
         if reason == ExitReason.MMIO:
             mmio = run.u.mmio
             if not mmio.is_write:
                 ctypes.memset(ctypes.addressof(mmio.data), 0xFF, 8)   # nothing decodes there: read all-ones
+            elif self.window is not None and self._rom_write(mmio.phys_addr, mmio.len):
+                return False
             if "exits" in self.config.trace and mmio.phys_addr not in self._unknown_mmio:
                 self._unknown_mmio.add(mmio.phys_addr)
                 self.config.log(f"pyvmm: trace: unclaimed MMIO {'write' if mmio.is_write else 'read'} "
@@ -386,22 +553,22 @@ class Machine:
         if reason in (ExitReason.INTR, ExitReason.IRQ_WINDOW_OPEN):
             return False
         if reason == ExitReason.SHUTDOWN:
-            dump = register_dump(vcpu, self.memory)
-            self.request_stop(Outcome.RESET, 0, f"vCPU {vcpu.index}: triple fault (KVM_EXIT_SHUTDOWN); the guest "
+            dump = register_dump(vcpu, self.guest)
+            self.request_stop(Outcome.RESET, status.OK, f"vCPU {vcpu.index}: triple fault (KVM_EXIT_SHUTDOWN); the guest "
                                                 f"resets\n{dump}")
             return True
         if reason == ExitReason.SYSTEM_EVENT:
             kind = run.u.system_event.type
             if kind == SystemEvent.SHUTDOWN:
-                self.request_stop(Outcome.POWEROFF, 0, "guest powered off")
+                self.request_stop(Outcome.POWEROFF, status.OK, "guest powered off")
             elif kind == SystemEvent.RESET:
-                self.request_stop(Outcome.RESET, 0, "guest reset")
+                self.request_stop(Outcome.RESET, status.OK, "guest reset")
             else:
-                self.request_stop(Outcome.FATAL, 3, f"vCPU {vcpu.index}: guest crash event ({kind})\n"
-                                                    + register_dump(vcpu, self.memory))
+                self.request_stop(Outcome.FATAL, status.FATAL, f"vCPU {vcpu.index}: guest crash event ({kind})\n"
+                                                    + register_dump(vcpu, self.guest))
             return True
         if reason == ExitReason.HLT:
-            self.request_stop(Outcome.FATAL, 3, f"vCPU {vcpu.index}: halted with no interrupt controller to wake it")
+            self.request_stop(Outcome.FATAL, status.FATAL, f"vCPU {vcpu.index}: halted with no interrupt controller to wake it")
             return True
         if reason == ExitReason.INTERNAL_ERROR:
             ie = run.u.internal
@@ -417,7 +584,20 @@ class Machine:
         else:
             name = ExitReason(reason).name if reason in ExitReason._value2member_map_ else str(reason)
             msg = f"vCPU {vcpu.index}: unexpected KVM exit {name}"
-        self.request_stop(Outcome.FATAL, 3, msg + "\n" + register_dump(vcpu, self.memory))
+        self.request_stop(Outcome.FATAL, status.FATAL, msg + "\n" + register_dump(vcpu, self.guest))
+        return True
+
+    def _rom_write(self, gpa: int, size: int) -> bool:
+        """A write to the read-only firmware window or its alias: ignored, as QEMU does; told once under --trace."""
+        w = self.window
+        a0, asize = PC.low_rom_alias
+        if not (w.contains(gpa, size) or a0 <= gpa < a0 + asize):
+            return False
+        if not w.reported_write:
+            w.reported_write = True
+            if "exits" in self.config.trace:
+                self.config.log(f"pyvmm: trace: guest write to the firmware ROM at {gpa:#x} ({size} bytes) ignored "
+                                f"(reported once)")
         return True
 
     def _emulate(self, vcpu: Vcpu, internal) -> str | None:
@@ -425,7 +605,7 @@ class Machine:
         with self._emulation_lock:
             if self._emulation is None:
                 from .emulation import Emulation
-                self._emulation = Emulation(self.memory, self.vm.vcpus, self._pause)
+                self._emulation = Emulation(self.guest, self.vm.vcpus, self._pause)
         return self._emulation.handle(vcpu, internal)
 
     # --- teardown -----------------------------------------------------------------------
@@ -435,10 +615,14 @@ class Machine:
         if self.vm is not None:
             self.vm.close()
             self.vm = None
+        self.guest = None
         if self.memory is not None:
             if self._own_memory:
                 self.memory.close()
             self.memory = None
+        if self.window is not None:
+            self.window.close()
+            self.window = None
         if self._own_kvm and self.kvm is not None:
             self.kvm.close()
             self.kvm = None

@@ -1,7 +1,8 @@
 """Guest RAM: anonymous host mappings registered as KVM memory slots, with bounds-checked access.
 
 Every access is checked against the RAM ranges first, so a bad GPA from a file or a guest raises
-GuestMemoryError instead of touching host memory.
+GuestMemoryError instead of touching host memory. Behind that check, each range's host mapping sits between
+PROT_NONE guard pages (kvm.mman.HostMapping guard=): a host write that got past it would fault, not corrupt.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ MMIO_HOLE_END = 4 * GiB
 
 
 PAGE = mmap.PAGESIZE
+GUARD = 2 << 20          # PROT_NONE bytes kept on each side of every RAM range's host mapping
 DROP_CHUNK = 4 << 20     # bytes copied from a mapped file before its pages are dropped from this process
 
 
@@ -68,10 +70,19 @@ class GuestMemory:
         self.regions: list[Region] = []
         try:
             for gpa, n in ram_layout(size):
-                self.regions.append(Region(gpa, n, HostMapping(n, what="mmap guest RAM", huge=True)))
+                self.regions.append(Region(gpa, n, HostMapping(n, what="mmap guest RAM", huge=True,
+                                                                   guard=GUARD)))
         except BaseException:
             self.close()
             raise
+
+    def add_region(self, gpa: int, size: int, what: str) -> Region:
+        """More RAM at a fixed place (e.g. just below 4 GiB for a TDX image's reset vector); it must not overlap."""
+        if size <= 0 or (gpa | size) & 0xFFF or any(gpa < r.end and r.gpa < gpa + size for r in self.regions):
+            raise GuestMemoryError(f"{what} at {gpa:#x}-{gpa + size:#x} overlaps guest RAM or is not page-aligned")
+        region = Region(gpa, size, HostMapping(size, what=f"mmap {what}"))
+        self.regions.append(region)
+        return region
 
     def ranges(self) -> list[tuple[int, int]]:
         return [(r.gpa, r.size) for r in self.regions]

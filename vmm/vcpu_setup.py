@@ -5,11 +5,11 @@ from __future__ import annotations
 from kvm import Vcpu
 from kvm.uapi import kvm_cpuid_entry2, kvm_segment
 from loaders.plan import SEGMENT_REGISTERS, Segment, VpState
+from loaders.x86 import MSR_MTRR_DEF_TYPE
 
 MSR_IA32_TSC = 0x10
 MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP = 0x174, 0x175, 0x176
 MSR_IA32_MISC_ENABLE = 0x1A0
-MSR_MTRR_DEF_TYPE = 0x2FF
 MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK = 0xC0000081, 0xC0000082, 0xC0000083, 0xC0000084
 MSR_KERNEL_GS_BASE = 0xC0000102
 
@@ -95,3 +95,5 @@ def apply_vp_state(vcpu: Vcpu, vp: VpState) -> None:
     vcpu.set_regs(regs)
     if vp.msrs:
         vcpu.set_msrs(dict(vp.msrs))
+    if vp.xcr0 not in (None, 1):           # 1 (x87 only) is KVM's reset value
+        vcpu.set_xcr(0, vp.xcr0)

@@ -94,9 +94,6 @@ def build_pptt(cpus: int, ids: AcpiHeaderIds = IDS) -> bytes:
 
 
 # --- the tables that let Linux find the rest and power off: DSDT, FADT, XSDT, RSDP --------------------------
-S5_SLP_TYP = 5
-
-
 def _pkg_length(body: bytes) -> bytes:
     """AML PkgLength (1 or 2 bytes, counting itself) followed by body."""
     n = len(body) + 1
@@ -119,9 +116,10 @@ def _fw_cfg_device(hw: PcHardware) -> bytes:
 
 
 def build_dsdt(hw: PcHardware, ids: AcpiHeaderIds = IDS) -> bytes:
-    """DSDT (revision 2): Name(\\_S5, Package() {5, 5, 0, 0}), the sleep type power-off writes, and the fw_cfg
-    device every pyvmm machine has."""
-    s5 = bytes([0x08]) + b"\\_S5_" + bytes([0x12, 0x08, 0x04, 0x0A, S5_SLP_TYP, 0x0A, S5_SLP_TYP, 0x00, 0x00])
+    """DSDT (revision 2): Name(\\_S5, Package() {S, S, 0, 0}) with the machine's S5 sleep type (QEMU's is 0), the
+    value power-off writes, and the fw_cfg device every pyvmm machine has."""
+    typ = hw.s5_slp_typ
+    s5 = bytes([0x08]) + b"\\_S5_" + bytes([0x12, 0x08, 0x04, 0x0A, typ, 0x0A, typ, 0x00, 0x00])
     return finish_table(b"DSDT", 2, s5 + _fw_cfg_device(hw), ids)
 
 

@@ -8,10 +8,12 @@ RAM checks happen in LoadPlan.check once the machine's layout is known.
 from __future__ import annotations
 
 from ..errors import IgvmError, LoadError
-from ..plan import LoadPlan, MemoryWrite, ParameterRequest, ZeroRange
+from ..plan import LoadPlan, MemoryWrite, ParameterRequest, VpState, ZeroRange
 from . import model as m
 from .constants import HeaderType, PAGE_SIZE, PageDataFlags, PageDataType, Platform
 from .vpcontext import native_context_to_state, parse_native_context, parse_vbs_context, vbs_to_state
+
+RESET_VECTOR = 0xFFFFFFF0      # where an x86 processor fetches first after reset (CS base 0xFFFF0000, IP 0xFFF0)
 
 # Platforms pyvmm can launch as a plain (non-isolated) VM, in order of preference.
 LAUNCHABLE = (Platform.NATIVE, Platform.VSM_ISOLATION)
@@ -199,8 +201,15 @@ def igvm_plan(f: m.IgvmFile, platform: m.SupportedPlatform) -> LoadPlan:
             plan.notes.append(f"parameter area {a.index} is filled but never inserted")
     if vbs_skipped:
         plan.notes.append(f"VP contexts for VTL {sorted(vbs_skipped)} ignored: pyvmm runs the guest as VTL0")
+    if 0 not in plan.vps and native and any(w.gpa <= RESET_VECTOR < w.end for w in plan.writes):
+        # QEMU (target/i386/igvm.c qigvm_x86_bsp_reset) leaves a native file's BSP alone without a context:
+        # firmware pages ending at 4 GiB then start at their reset vector, as with -bios.
+        plan.vps[0] = VpState()
+        plan.notes.append(f"no VP context: VP 0 starts in the x86 reset state at {RESET_VECTOR:#x}")
     if 0 not in plan.vps:
         extra = f" (the file only has contexts for VTL {sorted(vbs_skipped)})" if vbs_skipped else ""
+        if native and not extra:
+            extra = f" and no page at the reset vector {RESET_VECTOR:#x}"
         raise LoadError(f"the file has no {platform.platform_type.name} VP context for VP 0, the boot processor"
                         f"{extra}")
     return plan

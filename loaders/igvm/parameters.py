@@ -74,8 +74,8 @@ def parameter_value(usage: str, host: HostInfo) -> bytes:
         return table
     if usage == "MMIO_RANGES":
         ranges = (host.mmio + [(0, 0), (0, 0)])[:2]
-        return b"".join(MEMORY_RANGE.pack_fields(starting_gpa_page_number=g // PAGE_SIZE, number_of_pages=s // PAGE_SIZE)
-                        for g, s in ranges)
+        return b"".join(MEMORY_RANGE.pack_fields(starting_gpa_page_number=g // PAGE_SIZE,
+                                                 number_of_pages=s // PAGE_SIZE) for g, s in ranges)
     if usage == "ENVIRONMENT_INFO_PARAMETER":
         return ENVIRONMENT_INFO.pack_fields(memory_is_shared=1 if host.memory_is_shared else 0)
     raise LoadError(f"parameter usage {usage} is not supported")

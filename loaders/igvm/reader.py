@@ -411,12 +411,12 @@ class _Reader:
             data = self.data_ref(off, VBS_CONTEXT_HEADER.size + VBS_REGISTER.size * count, "VBS VP context")
             if vp != 0:
                 raise self.fail(f"VBS VP context for VP {vp}: only VP 0 may have one")
-            if count and any(cm == mask and cvtl == VBS_REGISTER.read(data, VBS_CONTEXT_HEADER.size).vtl
-                             for cm, _, cvtl in vp_contexts):
-                # Checked before parsing: otherwise thousands of small headers naming one long register list
-                # would parse it thousands of times.
-                raise self.fail(f"a second VBS VP context for VTL {VBS_REGISTER.read(data, VBS_CONTEXT_HEADER.size).vtl} of this "
-                                "platform (stricter than the igvm crate, which keeps both; which one would apply?)")
+            # A second list for one platform and VTL is refused before it is parsed: otherwise thousands of
+            # small headers naming one long register list would parse it thousands of times.
+            vtl = VBS_REGISTER.read(data, VBS_CONTEXT_HEADER.size).vtl if count else None
+            if any(cm == mask and cvtl == vtl for cm, _, cvtl in vp_contexts):
+                raise self.fail(f"a second VBS VP context for VTL {vtl} of this platform (stricter than the igvm "
+                                "crate, which keeps both; which one would apply?)")
             try:
                 regs = parse_vbs_context(data)
             except Exception as e:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ..errors import IgvmError
 from ..plan import GPR_NAMES, SEGMENT_REGISTERS, Segment, VpState
+from ..x86 import MSR_MTRR_DEF_TYPE, MSR_PAT
 from .constants import PAGE_SIZE
 from .structs import HV_SEGMENT, HV_TABLE, NATIVE_VP_CONTEXT_X64, VBS_CONTEXT_HEADER, VBS_REGISTER
 
@@ -61,7 +62,6 @@ VBS_X64_REGISTERS.update({0x00080040 + n: f"mtrr_phys_mask{n}" for n in range(5)
 VBS_X64_REGISTERS.update({0x00080070 + n: f"mtrr_fix{n}" for n in (0, 1, 7, 8, 9, 10)})
 VBS_NAME_TO_ID = {v: k for k, v in VBS_X64_REGISTERS.items()}
 
-MSR_PAT, MSR_MTRR_DEF_TYPE = 0x277, 0x2FF
 _MTRR_FIXED_MSRS = (0x250, 0x258, 0x259, 0x268, 0x269, 0x26A, 0x26B, 0x26C, 0x26D, 0x26E, 0x26F)
 
 

@@ -22,7 +22,7 @@ ZERO_PAGE = 0x1000
 GDT = 0x2000
 PAGE_TABLES = 0x3000
 CMDLINE = 0xA000
-AREAS = ((HeaderType.COMMAND_LINE, CMDLINE, 1), (HeaderType.MEMORY_MAP, 0xB000, 4), (HeaderType.MADT, 0xF000, 1),
+AREAS = ((HeaderType.COMMAND_LINE, CMDLINE, 1), (HeaderType.MEMORY_MAP, CMDLINE + 0x1000, 4), (HeaderType.MADT, 0xF000, 1),
          (HeaderType.SRAT, 0x10000, 2), (HeaderType.SLIT, 0x12000, 1), (HeaderType.PPTT, 0x13000, 1))
 BOOT_DATA_END = 0x14000
 INITRD_ALIGN = 2 << 20

@@ -22,6 +22,7 @@ import struct
 from dataclasses import dataclass, field
 
 from ..errors import LoadError
+from ..x86 import MTRR_DEF_TYPE_ENABLE
 
 
 class BlobType(enum.IntEnum):
@@ -117,8 +118,6 @@ REQUIRED = (BlobType.BIOS_INFORMATION, BlobType.MEMORY_MAP, BlobType.ENTROPY, Bl
 # The types mu_msvm hands on as ACPI tables (Config.c: Madt, Srat, Slit, Pptt, Hmat, AcpiTable, Aspt on x64, Mcfg,
 # Ssdt, Iort). Gic (0x23) and PcieBarApertures (0x28) are structures of their own.
 ACPI_TYPES = frozenset({0x02, 0x16, 0x18, 0x20, 0x21, 0x22, 0x24, 0x25, 0x26, 0x27})
-MSR_MTRR_DEF_TYPE = 0x2FF
-MTRR_DEF_TYPE_ENABLE = 1 << 11           # IA32_MTRR_DEF_TYPE.E
 BIOS_SIZE_PAGES = 0x600
 
 

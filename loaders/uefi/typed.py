@@ -15,7 +15,8 @@ from ..errors import LoadError
 from ..igvm.constants import Platform
 from ..igvm.parameters import HostInfo
 from ..plan import LoadPlan, MemoryWrite
-from .blob import MSR_MTRR_DEF_TYPE, UefiMachine, build_config_blob, mtrrs_initialized_at_load, volatile_ranges
+from ..x86 import MSR_MTRR_DEF_TYPE
+from .blob import UefiMachine, build_config_blob, mtrrs_initialized_at_load, volatile_ranges
 from .layout import CONFIG_BLOB_GPA_BASE
 
 

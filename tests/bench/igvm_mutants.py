@@ -2,6 +2,7 @@
 and check, and count what ends badly.
 
 Usage: python tests/bench/igvm_mutants.py [--count 20000] [--seed 1] [--save DIR] [--memory-limit MiB]
+       [--launch-every K] [--no-trace]
 
 Every mutant must either plan or raise LoadError (IgvmError is one); anything else is a crash. A mutant that
 takes over --slow seconds is slow; one whose traced allocations exceed the file's size plus --max-alloc MiB
@@ -9,6 +10,10 @@ is greedy. The process runs under RLIMIT_AS (--memory-limit), so an allocation t
 MemoryError crash instead of swapping the host. Mutations: bytes set or flipped, the file cut or grown, and,
 most of them, one field of one header set to an edge value (0, all ones, 2^64-4096, 2^42, 0x7FFFF000, the
 file's size, ...) with the checksum fixed so the value reaches the rules past the CRC.
+Each mutant is planned for a random typed form (none, linux, uefi) and platform choice (the file's default,
+native, vsm_isolation). With --launch-every K, one accepted 64 MiB mutant in K is also launched in a real VM
+(tests/bench/mutant_launch.py): it must end with a documented status. --no-trace skips tracemalloc (about twice
+as fast; the greedy check and the traced peak are then not measured, max RSS still is).
 Prints counts and the first few crashes; --save writes every crashing, slow or greedy mutant to DIR.
 """
 
@@ -32,6 +37,9 @@ from loaders.igvm import read_igvm  # noqa: E402
 from loaders.igvm.describe import describe  # noqa: E402
 from loaders.igvm.structs import BODY_LAYOUTS, FIXED_HEADER_V1  # noqa: E402
 from tests.igvm_samples import header_bodies, patch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mutant_launch import LAUNCH_TIMEOUT  # noqa: E402
 
 EDGE_VALUES = (0, 1, 0xFFF, 0x1000, 0x2000, 0x200000, 0x7FFFF000, 0x80000000, 0xFFFFF000, 0xFFFFFFFF,
                1 << 32, 1 << 42, 1 << 52, 1 << 63, (1 << 64) - 0x1000, (1 << 64) - 1)
@@ -97,8 +105,9 @@ def mutate(rng: random.Random, seed: bytes, hs: list[tuple[int, int]]) -> bytes:
     return bytes(b)
 
 
-def run_one(raw: bytes, memory: int, cpus: int, typ: str | None) -> str:
-    """'planned' or 'refused'; anything else propagates (a crash)."""
+def run_one(raw: bytes, memory: int, cpus: int, typ: str | None, platform: str | None = None,
+            launched: Counter | None = None) -> str:
+    """'planned' or 'refused'; anything else propagates (a crash). With `launched`, the plan also runs in a VM."""
     from vmm.igvm_source import IgvmSpec, prepare_igvm
     from vmm.plan_text import plan_lines
     try:
@@ -106,11 +115,14 @@ def run_one(raw: bytes, memory: int, cpus: int, typ: str | None) -> str:
     except LoadError:
         pass
     try:
-        prepared = prepare_igvm(IgvmSpec("mutant.igvm", typ), memory, cpus, raw=raw)
+        prepared = prepare_igvm(IgvmSpec("mutant.igvm", typ), memory, cpus, platform=platform, raw=raw)
     except LoadError:
         return "refused"
     plan_lines(prepared)
     prepared.plan.check(prepared.host.ram)
+    if launched is not None:
+        from mutant_launch import launch_mutant
+        launch_mutant(prepared.plan, memory, cpus, launched)
     return "planned"
 
 
@@ -122,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-alloc", type=int, default=64, help="MiB beyond the file's size (default 64)")
     ap.add_argument("--memory-limit", type=int, default=2048, help="RLIMIT_AS in MiB (default 2048)")
     ap.add_argument("--save", metavar="DIR", help="write crashing, slow and greedy mutants here")
+    ap.add_argument("--launch-every", type=int, default=0, metavar="K",
+                    help="launch one accepted 64 MiB mutant in K in a real VM (default 0: none)")
+    ap.add_argument("--no-trace", action="store_true", help="skip tracemalloc (faster; no greedy check)")
+    ap.add_argument("--seconds", type=float, default=0, help="stop after this long, reporting what ran (default: no limit)")
     args = ap.parse_args(argv)
     limit = args.memory_limit << 20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -136,19 +152,32 @@ def main(argv: list[str] | None = None) -> int:
     save = Path(args.save) if args.save else None
     if save:
         save.mkdir(parents=True, exist_ok=True)
-    tracemalloc.start()
+    launches: Counter = Counter()
+    trace = not args.no_trace
+    if trace:
+        tracemalloc.start()
     t_start = time.monotonic()
+    done = 0
     for n in range(args.count):
+        if args.seconds and time.monotonic() - t_start > args.seconds:
+            break
+        if n and n % 10000 == 0:
+            print(f"  {n} mutants, {time.monotonic() - t_start:.0f} s: " +
+                  ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())), flush=True)
+        done = n + 1
         name = rng.choice(sorted(pool))
         raw = mutate(rng, pool[name], parsed[name])
         memory = rng.choice((64 << 20, 1 << 30, 5 << 30))
         typ = rng.choice((None, None, None, "linux", "uefi"))
-        tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
+        platform = rng.choice((None, None, "native", "vsm_isolation"))
+        launch = args.launch_every and memory == 64 << 20 and rng.randrange(args.launch_every) == 0
+        if trace:
+            tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0] if trace else 0
         t0 = time.perf_counter()
         kind = ""
         try:
-            outcomes[run_one(raw, memory, rng.choice((1, 4)), typ)] += 1
+            outcomes[run_one(raw, memory, rng.choice((1, 4)), typ, platform, launches if launch else None)] += 1
         except Exception as e:  # noqa: BLE001 - the point: anything but LoadError is a finding
             tb = traceback.extract_tb(e.__traceback__)[-1]
             key = f"{type(e).__name__} at {Path(tb.filename).name}:{tb.lineno}"
@@ -157,11 +186,11 @@ def main(argv: list[str] | None = None) -> int:
             outcomes["crash"] += 1
             kind = "crash"
         dt = time.perf_counter() - t0
-        peak = tracemalloc.get_traced_memory()[1] - base
+        peak = tracemalloc.get_traced_memory()[1] - base if trace else 0
         peak_max = max(peak_max, peak)
         if dt > slowest[0]:
             slowest = (dt, f"mutant {n} of {name}")
-        if dt > args.slow:
+        if dt > args.slow + (2 * LAUNCH_TIMEOUT if launch else 0):
             outcomes["slow"] += 1
             kind = kind or "slow"
         if peak > len(raw) + (args.max_alloc << 20):
@@ -169,12 +198,16 @@ def main(argv: list[str] | None = None) -> int:
             kind = kind or "greedy"
         if kind and save:
             (save / f"{kind}-{n}-{name}").write_bytes(raw)
-    tracemalloc.stop()
+    if trace:
+        tracemalloc.stop()
     took = time.monotonic() - t_start
-    print(f"{args.count} mutants (seed {args.seed}) in {took:.1f} s: " +
+    print(f"{done} mutants (seed {args.seed}) in {took:.1f} s: " +
           ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
     print(f"slowest {slowest[0] * 1000:.1f} ms ({slowest[1]}); largest traced peak {peak_max / 2**20:.1f} MiB; "
           f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    if launches:
+        print(f"launched {sum(launches.values())} accepted mutants in VMs: " +
+              ", ".join(f"{k} {v}" for k, v in sorted(launches.items())))
     for key, count in crashes.most_common():
         print(f"  {count:6d}  {key}\n          e.g. {examples[key]}")
     return 1 if crashes or outcomes["slow"] or outcomes["greedy"] else 0

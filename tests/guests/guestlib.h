@@ -34,4 +34,14 @@ static void putdec(u64 v) {
 static u8 sum8(const u8 *p, u32 n) { u8 s = 0; while (n--) s += *p++; return s; }
 static u32 rd32(const void *p) { return *(const volatile u32 *)p; }
 static u64 rd64(const void *p) { return *(const volatile u64 *)p; }
+/* The sleep type of Name(\_S5, Package() {BytePrefix SLP_TYP, ...}) in a DSDT, or 0xFFFF if it has none: what an
+   OS writes to PM1a control with SLP_EN to power off (ACPI 6.5 section 7.4.2). */
+static u16 dsdt_s5_slp_typ(const u8 *dsdt) {
+    u32 len = rd32(dsdt + 4);
+    for (u32 o = 36; o + 9 <= len; o++)
+        if (dsdt[o] == '_' && dsdt[o + 1] == 'S' && dsdt[o + 2] == '5' && dsdt[o + 3] == '_' && dsdt[o + 4] == 0x12 &&
+            dsdt[o + 7] == 0x0A)
+            return dsdt[o + 8];
+    return 0xFFFF;
+}
 #endif

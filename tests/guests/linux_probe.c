@@ -1,6 +1,6 @@
 /* A probe "kernel" that checks what Linux relies on at its 64-bit entry: the zero page in RSI, the e820 map,
    the command line, the initrd (place and a checksum), RSDP -> XSDT -> tables with their checksums and the
-   MADT's CPUs; then it powers off through the FADT's PM1a control register (ACPI S5). */
+   MADT's CPUs; then it powers off through the FADT's PM1a control register with the DSDT's \_S5 sleep type. */
 #include "guestlib.h"
 
 static int sig_is(const u8 *p, const char *s) { for (int i = 0; s[i]; i++) if (p[i] != (u8)s[i]) return 0; return 1; }
@@ -29,7 +29,7 @@ int main(u8 *zp) {
     const u8 *xsdt = (const u8 *)rd64(rsdp + 24);
     u32 xlen = rd32(xsdt + 4);
     puts_("xsdt "); puts_(sig_is(xsdt, "XSDT") && sum8(xsdt, xlen) == 0 ? "ok\n" : "bad\n");
-    u16 pm1a_cnt = 0;
+    u16 pm1a_cnt = 0, s5 = 0xFFFF;
     for (u32 off = 36; off + 8 <= xlen; off += 8) {
         const u8 *t = (const u8 *)rd64(xsdt + off);
         u32 len = rd32(t + 4);
@@ -44,11 +44,13 @@ int main(u8 *zp) {
             const u8 *dsdt = (const u8 *)rd64(t + 140);
             pm1a_cnt = (u16)rd32(t + 64);
             puts_(" dsdt="); puts_(sig_is(dsdt, "DSDT") && sum8(dsdt, rd32(dsdt + 4)) == 0 ? "ok" : "bad");
+            s5 = dsdt_s5_slp_typ(dsdt);
+            puts_(" s5="); putdec(s5);
         }
         putc_('\n');
     }
-    if (!pm1a_cnt) return 0x12;
+    if (!pm1a_cnt || s5 > 7) return 0x12;
     puts_("powering off\n");
-    __asm__ volatile("outw %0, %1" : : "a"((u16)((5 << 10) | (1 << 13))), "Nd"(pm1a_cnt));
+    __asm__ volatile("outw %0, %1" : : "a"((u16)((s5 << 10) | (1 << 13))), "Nd"(pm1a_cnt));
     return 0x13;                                      /* only if power-off did not happen */
 }

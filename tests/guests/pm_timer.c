@@ -2,8 +2,8 @@
    the FADT found through the zero page's RSDP gives the PM1a control and PM timer ports (ACPI 6.5 section 5.2.9)
    and the timer's width (FADT flag TMR_VAL_EXT); it checks SCI_EN, spins in pm_wait() until the 3.579545 MHz PM
    timer has advanced WAIT_MS milliseconds (failing if the timer ever steps back), prints a line on COM1 and powers
-   off with SLP_TYP = 5 (the DSDT's \_S5) and SLP_EN in PM1a control (section 4.8.3.2.1). Return values (status
-   (v << 1) | 1) mean a failure: 0x11 no FADT, 0x12 SCI_EN clear, 0x13 the timer went back, 0x14 no power-off. */
+   off with the DSDT's \_S5 sleep type and SLP_EN in PM1a control (section 4.8.3.2.1). Return values (status
+   (v << 1) | 1) mean a failure: 0x11 no FADT, 0x12 SCI_EN clear, 0x13 the timer went back, 0x14 no power-off, 0x15 no \_S5. */
 #include "guestlib.h"
 
 #ifndef WAIT_MS
@@ -43,11 +43,13 @@ int main(const u8 *zp) {
     const u8 *fadt = fadt_of(zp);
     if (!fadt) return 0x11;
     u16 pm1a_cnt = (u16)rd32(fadt + 64), pm_tmr = (u16)rd32(fadt + 76);
+    u16 s5 = dsdt_s5_slp_typ((const u8 *)rd64(fadt + 140));              /* X_DSDT */
+    if (s5 > 7) return 0x15;
     u32 mask = (rd32(fadt + 112) & (1 << 8)) ? 0xffffffffu : 0xffffffu;   /* TMR_VAL_EXT: 32-bit, else 24-bit */
     if (!(inw(pm1a_cnt) & 1)) return 0x12;                                /* SCI_EN: ACPI mode */
     u64 reads = pm_wait(pm_tmr, mask, PM_TIMER_HZ * WAIT_MS / 1000);
     if (!reads) return 0x13;
     puts_("pm timer: "); putdec(WAIT_MS); puts_(" ms passed\n");
-    outw(pm1a_cnt, (u16)((5 << 10) | (1 << 13)));
+    outw(pm1a_cnt, (u16)((s5 << 10) | (1 << 13)));
     return 0x14;
 }

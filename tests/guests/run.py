@@ -60,3 +60,19 @@ def run_flat_guest(name: str, *, mode: str = "long", cpus: int = 1, memory: int 
         result = m.run(timeout)
         exits = list(m.exit_counts)
     return GuestRun(result, bytes(out), exits, memory)
+
+
+def run_rom(image: bytes, *, memory: int = 64 << 20, timeout: float = 20.0, trace: frozenset[str] = frozenset(),
+            log=None, debugcon=None, milestones=None) -> GuestRun:
+    """Boot a firmware ROM image as `pyvmm --bios` does: mapped to end at 4 GiB, VP 0 in the reset state."""
+    from loaders.plan import LoadPlan, VpState
+    out = bytearray()
+    cfg = MachineConfig(memory=memory, serial_out=out.extend, trace=trace, firmware=image, debugcon=debugcon,
+                        milestones=milestones)
+    if log is not None:
+        cfg.log = log
+    with Machine(cfg) as m:
+        m.load(LoadPlan(vps={0: VpState()}))
+        result = m.run(timeout)
+        exits = list(m.exit_counts)
+    return GuestRun(result, bytes(out), exits, memory)

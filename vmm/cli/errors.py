@@ -17,9 +17,18 @@ class UsageError(Exception):
     """Bad command-line input; printed as one line, exit status 2."""
 
 
+def one_line(message: str) -> str:
+    """The message with every line break and control character escaped (`\\n`, `\\x1e`): a file name or argument
+    holding one must not split the error into two lines (str.splitlines also breaks at \\x1c-\\x1e, \\x85,
+    U+2028, U+2029)."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 def error_line(message: str) -> int:
-    """Print `pyvmm: error: MESSAGE` and return the bad-input status."""
-    print(f"pyvmm: error: {message}", file=sys.stderr)
+    """Print `pyvmm: error: MESSAGE` (on one line) and return the bad-input status."""
+    print(f"pyvmm: error: {one_line(message)}", file=sys.stderr)
     return status.BAD_INPUT
 
 
@@ -33,7 +42,7 @@ def exit_status_for(error: BaseException) -> int | None:
         return error_line(str(error))
     from kvm.errors import KvmError          # here, not at the top: `pyvmm igvm dump` needs no KVM binding
     if isinstance(error, KvmError):        # before OSError's other kinds: a failed ioctl is not bad input
-        print(f"pyvmm: error: KVM: {error}", file=sys.stderr)
+        print(f"pyvmm: error: KVM: {one_line(str(error))}", file=sys.stderr)
         return status.FATAL
     if isinstance(error, KeyboardInterrupt):
         return status.INTERRUPTED

@@ -123,8 +123,9 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--memory", default="1G", metavar="SIZE", help="guest RAM (default 1G)")
     p.add_argument("-p", "--processors", default="1", metavar="N", help="vCPU count (default 1)")
     p.add_argument("--cmdline", metavar="TEXT", help="command line for COMMAND_LINE parameters")
-    p.add_argument("--igvm-platform", metavar="NAME", choices=["native", "vsm_isolation"],
-                   help="which platform to plan for (default: native if present)")
+    p.add_argument("--igvm-platform", metavar="NAME", choices=["native", "vsm_isolation", "sev_snp", "tdx"],
+                   help="which platform to plan for (default: native if present); sev_snp and tdx also show "
+                        "the launch measurement")
 
 
 def _prepare(spec, args: argparse.Namespace):
@@ -152,12 +153,31 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from ..plan_map import render_map
         render_map(prepared, Console(highlight=False))
         return 0
-    sys.stdout.write("\n".join(plan_lines(prepared)) + "\n")
+    lines = plan_lines(prepared)
+    if args.igvm_platform in ("sev_snp", "tdx"):
+        from loaders.igvm.measure import measure
+        from .measure import measurement_lines
+        lines += measurement_lines(measure(prepared.file, args.igvm_platform, prepared.host.cpus))
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 
 SUBCOMMANDS["plan"] = ("print the load plan pyvmm would apply (deterministic text for regression diffs)",
                        _plan_args, cmd_plan)
+
+
+def _measure_args(p: argparse.ArgumentParser) -> None:
+    from .measure import add_args
+    add_args(p)
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    from .measure import cmd_measure
+    return cmd_measure(args)
+
+
+SUBCOMMANDS["measure"] = ("the SEV-SNP launch digest or TDX MRTD a confidential host would measure",
+                          _measure_args, _cmd_measure)
 
 
 def _diff_args(p: argparse.ArgumentParser) -> None:
@@ -227,6 +247,23 @@ def cmd_build_linux(args: argparse.Namespace) -> int:
 
 SUBCOMMANDS["build-linux"] = ("package a Linux kernel (bzImage or vmlinux) as a direct-boot IGVM",
                               _build_linux_args, cmd_build_linux)
+
+
+def _build_rom_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rom", required=True, metavar="FILE", help="a PC firmware ROM such as OVMF.fd (64 KiB units, "
+                                                                 "at most 16 MiB)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the IGVM file to write")
+
+
+def cmd_build_rom(args: argparse.Namespace) -> int:
+    """Package a -bios ROM as a NATIVE IGVM: pages ending at 4 GiB, no VP context (the reset vector runs)."""
+    from loaders.firmware_rom import build_rom_igvm
+    write_output(args.output, build_rom_igvm(bytes(read_file(args.rom)), args.rom))
+    return 0
+
+
+SUBCOMMANDS["build-rom"] = ("package a PC firmware ROM (e.g. OVMF.fd) as a NATIVE IGVM that starts at its reset "
+                            "vector", _build_rom_args, cmd_build_rom)
 
 
 def main(argv: list[str]) -> int:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from typing import Callable, ContextManager
 
-from . import bitcount, cmpxchg, interrupts, x87, xsave
+from . import bitcount, cmpxchg, interrupts, sse, x87, xsave
 from .cpu import Cpu
 from .decode import CannotDecode, MAX_LENGTH, NeedMoreBytes, decode
 from .faults import GP, UD, CannotEmulate, GuestFault, inject
 from .text import insn_text
 
 HANDLERS: dict[str, Callable] = {**bitcount.HANDLERS, **x87.HANDLERS, **cmpxchg.HANDLERS, **xsave.HANDLERS,
-                                 **interrupts.HANDLERS}
+                                 **interrupts.HANDLERS, **sse.HANDLERS}
 KVM_INTERNAL_ERROR_EMULATION = 1
 FLAG_INSTRUCTION_BYTES = 1
 

@@ -31,7 +31,9 @@ def _descriptor(cpu: Cpu, selector: int) -> int:
 
 
 def _load_cs(cpu: Cpu, selector: int, d: int, cpl: int) -> None:
+    """Load CS from descriptor d; KVM_SET_SREGS (which also resets KVM's MMU context) only if CS changes."""
     cs = cpu.sregs.cs
+    before = bytes(cs)
     limit = (d & 0xFFFF) | ((d >> 48) & 0xF) << 16
     cs.g = d >> 55 & 1
     cs.limit = (limit << 12 | 0xFFF) if cs.g else limit
@@ -39,7 +41,7 @@ def _load_cs(cpu: Cpu, selector: int, d: int, cpl: int) -> None:
     cs.selector = (selector & ~3) | cpl
     cs.type, cs.s, cs.dpl, cs.present = d >> 40 & 0xF, 1, cpl, 1
     cs.l, cs.db, cs.avl, cs.unusable = d >> 53 & 1, d >> 54 & 1, d >> 52 & 1, 0
-    cpu.sregs_dirty = True
+    cpu.sregs_dirty |= bytes(cs) != before
 
 
 def deliver(cpu: Cpu, vector: int, return_ip: int) -> None:
@@ -82,6 +84,7 @@ def deliver(cpu: Cpu, vector: int, return_ip: int) -> None:
         if new_cpl < cpu.cpl:
             s.ss.selector, s.ss.dpl = new_cpl, new_cpl
             s.ss.unusable = 1
+            cpu.sregs_dirty = True
     else:
         if new_cpl != cpu.cpl or not d >> 54 & 1:
             raise CannotEmulate("32-bit software interrupt with a privilege change or to 16-bit code")

@@ -64,7 +64,9 @@ GROUP9_XSAVE = {3: Form("xrstors", ("rm",), mem_only=True, mem_size=512, mnemoni
                 5: Form("xsaves", ("rm",), mem_only=True, mem_size=512, mnemonic64="xsaves64")}
 CMPXCHG8B = Form("cmpxchg8b", ("rm",), mem_only=True, mem_size=8, lockable=True)
 CMPXCHG16B = Form("cmpxchg16b", ("rm",), mem_only=True, mem_size=16, lockable=True)
-XSAVE_GROUP = {4: Form("xsave", ("rm",), mem_only=True, mem_size=512, mnemonic64="xsave64"),
+XSAVE_GROUP = {2: Form("ldmxcsr", ("rm",), mem_only=True, mem_size=4),
+               3: Form("stmxcsr", ("rm",), mem_only=True, mem_size=4),
+               4: Form("xsave", ("rm",), mem_only=True, mem_size=512, mnemonic64="xsave64"),
                5: Form("xrstor", ("rm",), mem_only=True, mem_size=512, mnemonic64="xrstor64"),
                6: Form("xsaveopt", ("rm",), mem_only=True, mem_size=512, mnemonic64="xsaveopt64")}
 

@@ -1,0 +1,34 @@
+"""Launch an accepted IGVM mutant in a real VM, in-process, and name how it ended; used by igvm_mutants.py --launch.
+
+A launch ends in one of the statuses the CLI documents (vmm/status.py and the guest's own debug-exit values): the
+guest's exit (odd), power-off or reset under --no-reboot (0), a plan that does not load (2, LoadError), a guest or KVM
+failure (3: FATAL outcome or KvmError), or the timeout (124). Anything else raised is a crash, and propagates.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from kvm.errors import KvmError
+from loaders.errors import LoadError
+
+LAUNCH_TIMEOUT = 1.0        # seconds a mutant may run; most mutants' code is garbage that faults or halts sooner
+
+
+def launch_mutant(plan, memory: int, cpus: int, counts: Counter) -> int:
+    """Run `plan` once (no relaunch on reset) for at most LAUNCH_TIMEOUT seconds; returns and counts the status."""
+    from vmm.launch import launch
+    from vmm.machine import MachineConfig
+    cfg = MachineConfig(memory=memory, cpus=cpus)
+    cfg.log = lambda line: None
+    try:
+        result = launch(cfg, lambda machine: plan, no_reboot=True, timeout=LAUNCH_TIMEOUT)
+        status, how = result.status, result.outcome.value
+    except LoadError:
+        status, how = 2, "refused at load"
+    except KvmError:
+        status, how = 3, "KVM error"
+    if not (status in (0, 2, 3, 124) or status & 1):
+        raise AssertionError(f"launch ended with undocumented status {status} ({how})")
+    counts[f"{how} ({status if status in (0, 2, 3, 124) else 'guest exit'})"] += 1
+    return status
