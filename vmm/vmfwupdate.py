@@ -1,8 +1,8 @@
 """The reset half of vmfwupdate: turn the image a guest named in etc/vmfwupdate into the firmware it boots next.
 
-vmm.launch calls Firmware.update after every vCPU thread has ended and the machine's VM is closed, so the guest
-cannot change the image any more and nothing of the old boot (kvmclock, steal time, async PF, PV EOI pages)
-writes guest RAM. The image gets the same validation as `pyvmm --igvm` (strict reader, a platform pyvmm
+vmm.launch calls Firmware.update after every vCPU thread has ended, so the guest cannot change the image any
+more and nothing of the old boot (kvmclock, steal time, async PF, PV EOI pages: KVM writes them from a running
+vCPU) writes guest RAM; the old VM closes meanwhile, and is closed before the new firmware runs. The image gets the same validation as `pyvmm --igvm` (strict reader, a platform pyvmm
 launches, parameter areas filled for this machine, every target inside RAM, required memory within -m), plus
 the rule agreed on qemu-devel for vmfwupdate: no target page may overlap the buffer the image was read from,
 even though pyvmm copies it, so that images stay portable to hypervisors that do not bounce.
