@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from loaders.plan import LoadPlan
 
@@ -69,13 +69,15 @@ class NextMachine:
 
 
 def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, no_reboot: bool = False,
-           timeout: float | None = None, on_machine: Callable[[Machine | None], None] | None = None) -> RunResult:
+           timeout: float | None = None, on_machine: Callable[[Machine | None], None] | None = None,
+           close_later: bool = False) -> RunResult:
     """Build, load and run; on RESET build a fresh machine on the same RAM and load the current firmware.
 
     make_plan gets the first machine so a loader can ask for its RAM layout and vCPU count; its plan is the
     firmware until a vmfwupdate request replaces it. With no_reboot a plain reset ends the run; a reset that
     applies an update does not. on_machine is told which machine is current (for the stdin pump) and None
-    at the end.
+    at the end. close_later: the last machine is closed by vmm.teardown's thread, so the caller does not wait
+    for the kernel to destroy the VM (a machine that resets is closed before the next firmware runs).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     quick = 0
@@ -86,6 +88,7 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
             firmware = Firmware(lambda: make_plan(first), config.memory, config.cpus, config.log)
             m: Machine | None = first
             following: NextMachine | None = None
+            later = False                       # the last machine goes to vmm.teardown
             try:
                 while True:
                     m.load(firmware.plan())
@@ -102,6 +105,7 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
                     if on_machine:
                         on_machine(None)
                     if result.outcome is not Outcome.RESET:
+                        later = close_later
                         return result
                     request = m.vmfwupdate.pending() if m.vmfwupdate else None
                     if request is None and no_reboot:
@@ -133,7 +137,10 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
                     else:
                         config.log(f"pyvmm: {first_line}; relaunching")
             finally:
-                if m is not None:
+                if m is not None and later:
+                    from .teardown import close_later as close_off_thread
+                    close_off_thread(m.close)
+                elif m is not None:
                     m.close()
                 if following is not None:
                     following.discard()

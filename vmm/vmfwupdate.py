@@ -2,8 +2,8 @@
 
 vmm.launch calls Firmware.update after every vCPU thread has ended, so the guest cannot change the image any
 more and nothing of the old boot (kvmclock, steal time, async PF, PV EOI pages: KVM writes them from a running
-vCPU) writes guest RAM; the old VM closes meanwhile, and is closed before the new firmware runs. The image gets the same validation as `pyvmm --igvm` (strict reader, a platform pyvmm
-launches, parameter areas filled for this machine, every target inside RAM, required memory within -m), plus
+vCPU) writes guest RAM; the old VM closes meanwhile, and is closed before the new firmware runs. The image gets
+the same validation as `pyvmm --igvm` (strict reader, a platform pyvmm launches, parameter areas filled for this machine, every target inside RAM, required memory within -m), plus
 the rule agreed on qemu-devel for vmfwupdate: no target page may overlap the buffer the image was read from,
 even though pyvmm copies it, so that images stay portable to hypervisors that do not bounce.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from loaders.errors import LoadError
 from loaders.plan import LoadPlan
