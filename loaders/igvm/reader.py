@@ -2,12 +2,13 @@
 
 Where this reader is stricter than the reference parser it says so in the message ("stricter than the
 igvm crate"). Errors name the header index, its file offset and the rule. Page data is never copied:
-directives hold memoryviews into the caller's buffer.
+directives hold memoryviews into the caller's buffer, and PAGE_DATA headers stay in it (lazy.Directives).
 """
 
 from __future__ import annotations
 
 import bisect
+from array import array
 import zlib
 
 from ..errors import IgvmError
@@ -17,6 +18,7 @@ from .constants import (MAGIC, OPTIONAL_BIT, PAGE_SIZE, PAGE_SIZE_2M, PARAMETER_
                         Platform, RelocationFlags)
 from .structs import (BODY_LAYOUTS, CHECKSUM_OFFSET, FIXED_HEADER_V1, FIXED_HEADER_V2, NATIVE_VP_CONTEXT_X64,
                       PAGE_DATA, VARIABLE_HEADER, VBS_CONTEXT_HEADER, VBS_REGISTER)
+from .lazy import Directives
 from .vpcontext import parse_vbs_context
 
 _HT = {int(t): t for t in HeaderType}
@@ -129,8 +131,8 @@ class _Reader:
 
         platforms: list[m.SupportedPlatform] = []
         inits: list = []
-        directives: list = []
-        offsets: list[int] = []
+        records: dict[int, object] = {}           # directive index -> record, for those not left in the file
+        offsets = array("Q")                      # file offset of each header: 8 bytes a header, not an int
         self.declared_mask = 0
         self.areas: dict[int, list] = {}          # index -> [state, size]
         self.pt_regions: dict[int, tuple[int, int]] = {}
@@ -147,7 +149,6 @@ class _Reader:
         unpack_vh = VARIABLE_HEADER.unpack_from
         layouts = BODY_LAYOUTS
         unpack_page, page_body = PAGE_DATA.unpack_from, PAGE_DATA.size
-        page_cls = None                           # m.page_data_maker(), once a file has pages
         size = self.size
         while pos < end:
             # Fast path for a PAGE_DATA directive after the first directive (files hold thousands in a row): the
@@ -159,11 +160,7 @@ class _Reader:
                     span = PAGE_SIZE_2M if flags & _IS_2MB else PAGE_SIZE
                     if (mask and not mask & ~self.declared_mask and not gpa % span and dtype <= 3 and not reserved
                             and (not off or self.data_start <= off and off + span <= size)):
-                        if page_cls is None:
-                            page_cls = m.page_data_maker()
-                        directives.append(page_cls(gpa, mask, flags, dtype, buf[off:off + span] if off else None,
-                                                   off))
-                        offsets.append(pos)
+                        offsets.append(pos)   # checked: lazy.Directives makes its record when asked
                         pos = (pos + 8 + page_body + 7) & ~7
                         index += 1
                         continue
@@ -211,8 +208,7 @@ class _Reader:
                     reloc_needs.append((h.compatibility_mask, h.vp_index, h.vtl))
                 inits.append(h)
             else:
-                d = self.directive(typ, f, platforms, vp_contexts)
-                directives.append(d)
+                records[index - len(platforms) - len(inits)] = self.directive(typ, f, platforms, vp_contexts)
             offsets.append(pos)
             pos = (body + length + 7) & ~7
             index += 1
@@ -227,7 +223,10 @@ class _Reader:
             if not (vp == 0 and context_masks.get(vtl, 0) & mask):
                 raise IgvmError(f"relocation header for mask {mask:#x}, VP {vp}, VTL {vtl} has no matching VBS VP "
                                 f"context (VP 0, same VTL)")
-        return m.IgvmFile(version, tuple(platforms), tuple(inits), tuple(directives), arch, page_size, tuple(offsets))
+        base = len(platforms) + len(inits)
+        make = m.page_data_maker() if len(records) < len(offsets) - base else None
+        directives = Directives(buf, offsets, base, records, make)
+        return m.IgvmFile(version, tuple(platforms), tuple(inits), directives, arch, page_size, offsets)
 
     def platform(self, f, platforms: list) -> m.SupportedPlatform:
         mask, vtl, ptype = f.compatibility_mask, f.highest_vtl, f.platform_type
