@@ -11,6 +11,7 @@ and are not part of the model.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from functools import reduce
 from operator import or_
 from ..record import field, record
@@ -173,10 +174,12 @@ class IgvmFile:
     version: int
     platforms: tuple[SupportedPlatform, ...]
     initializations: tuple[Initialization, ...] = ()
-    directives: tuple[Directive, ...] = ()
+    # A tuple, or (as read) a lazy.Directives that makes PAGE_DATA records on access and equals the same tuple.
+    directives: tuple[Directive, ...] | Sequence[Directive] = ()
     architecture: Architecture = Architecture.X64
     page_size: int = 4096
-    header_offsets: tuple[int, ...] = field(default=(), compare=False, repr=False)  # file offset of each header
+    # File offset of each header; the reader gives an array("Q") (8 bytes a header).
+    header_offsets: Sequence[int] = field(default=(), compare=False, repr=False)
 
     def platform(self, platform_type: Platform) -> SupportedPlatform | None:
         for p in self.platforms:

@@ -52,9 +52,11 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "many.igvm")
-        from tests.test_igvm_reader_memory import many_headers
-        with open(path, "wb") as fh:
-            fh.write(many_headers(args.headers))
+        # Built in a process of its own: Linux keeps ru_maxrss across fork and exec, so a reader forked from a
+        # process that built the file in its own memory would report the builder's peak.
+        subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from tests."
+                        "test_igvm_reader_memory import many_headers; open(sys.argv[2], 'wb').write(many_headers("
+                        "int(sys.argv[3])))", ROOT, path, str(args.headers)], check=True)
         out = subprocess.run([sys.executable, "-c", _CHILD, path, ROOT], capture_output=True, text=True,
                              check=True).stdout.split()
     size, n, peak, took, rss0, rss1, plain, planned = (int(out[0]), int(out[1]), int(out[2]), out[3],
