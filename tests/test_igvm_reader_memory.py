@@ -1,6 +1,6 @@
 """The strict IGVM reader's memory: a file of 100,000 headers costs about its own size, not 10 times it.
 
-The reader leaves checked PAGE_DATA headers in the file and makes their records on access (loaders/igvm/lazy.py);
+The reader leaves checked PAGE_DATA headers in the file and makes their records on access (loaders/igvm/directives.py);
 these tests pin the bound and that the records made on access are the ones an eager reader would keep."""
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Standard-library modules a launch may import (beyond what the interpreter itself loads at start-up).
 STDLIB = {
-    "__future__", "_bisect", "_ctypes", "_struct", "_weakrefset", "bisect", "collections", "collections.abc",
+    "__future__", "_bisect", "_ctypes", "array", "_struct", "_weakrefset", "bisect", "collections", "collections.abc",
     "contextlib", "ctypes", "ctypes._endian", "errno", "functools", "itertools", "keyword", "mmap",
     "operator", "reprlib", "struct", "threading", "types", "zlib",
     "_collections", "_functools", "_operator", "importlib", "importlib._abc", "importlib.machinery",
@@ -38,7 +38,7 @@ PROJECT = {
     "kvm", "kvm.coalesced", "kvm.errors", "kvm.ioctl", "kvm.mman", "kvm.system", "kvm.uapi", "kvm.vcpu", "kvm.vm",
     "loaders", "loaders.acpi", "loaders.acpi.table_loader", "loaders.acpi.tables", "loaders.elf_symbols",
     "loaders.errors", "loaders.firmware_rom", "loaders.igvm", "loaders.igvm.constants", "loaders.igvm.load",
-    "loaders.igvm.model", "loaders.igvm.parameters", "loaders.igvm.reader", "loaders.igvm.structs",
+    "loaders.igvm.directives", "loaders.igvm.model", "loaders.igvm.parameters", "loaders.igvm.reader", "loaders.igvm.structs",
     "loaders.igvm.vpcontext", "loaders.lazy", "loaders.linux", "loaders.linux.bootparams", "loaders.named",
     "loaders.pc", "loaders.plan", "loaders.record", "loaders.x86",
     "vmm", "vmm.cli", "vmm.cli.errors", "vmm.cli.options", "vmm.cli.run", "vmm.cli.signals", "vmm.console",

@@ -174,7 +174,7 @@ class IgvmFile:
     version: int
     platforms: tuple[SupportedPlatform, ...]
     initializations: tuple[Initialization, ...] = ()
-    # A tuple, or (as read) a lazy.Directives that makes PAGE_DATA records on access and equals the same tuple.
+    # A tuple, or (as read) a directives.Directives that makes PAGE_DATA records on access and equals the same tuple.
     directives: tuple[Directive, ...] | Sequence[Directive] = ()
     architecture: Architecture = Architecture.X64
     page_size: int = 4096

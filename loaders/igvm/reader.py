@@ -2,7 +2,7 @@
 
 Where this reader is stricter than the reference parser it says so in the message ("stricter than the
 igvm crate"). Errors name the header index, its file offset and the rule. Page data is never copied:
-directives hold memoryviews into the caller's buffer, and PAGE_DATA headers stay in it (lazy.Directives).
+directives hold memoryviews into the caller's buffer, and PAGE_DATA headers stay in it (directives.Directives).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .constants import (MAGIC, OPTIONAL_BIT, PAGE_SIZE, PAGE_SIZE_2M, PARAMETER_
                         Platform, RelocationFlags)
 from .structs import (BODY_LAYOUTS, CHECKSUM_OFFSET, FIXED_HEADER_V1, FIXED_HEADER_V2, NATIVE_VP_CONTEXT_X64,
                       PAGE_DATA, VARIABLE_HEADER, VBS_CONTEXT_HEADER, VBS_REGISTER)
-from .lazy import Directives
+from .directives import Directives
 from .vpcontext import parse_vbs_context
 
 _HT = {int(t): t for t in HeaderType}
@@ -160,7 +160,7 @@ class _Reader:
                     span = PAGE_SIZE_2M if flags & _IS_2MB else PAGE_SIZE
                     if (mask and not mask & ~self.declared_mask and not gpa % span and dtype <= 3 and not reserved
                             and (not off or self.data_start <= off and off + span <= size)):
-                        offsets.append(pos)   # checked: lazy.Directives makes its record when asked
+                        offsets.append(pos)   # checked: directives.Directives makes its record when asked
                         pos = (pos + 8 + page_body + 7) & ~7
                         index += 1
                         continue
