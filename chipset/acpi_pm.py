@@ -11,7 +11,7 @@ powers off. The SCI is level-triggered: asserted while SCI_EN and a status bit w
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 PM_LENGTH = 0x10
 SLP_EN = 1 << 13

@@ -6,14 +6,16 @@ unknown ports read as all-ones (what a PC's floating bus and QEMU return) and ig
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
 
 PORT_COUNT = 0x10000
 _ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
 _FF = {n: b"\xff" * n for n in (1, 2, 4)}   # what a read of an unclaimed port returns, prebuilt
 
 
-class PortDevice(Protocol):
+class PortDevice:
+    """What a device on the bus offers (a structural interface: devices need not inherit from it)."""
+
     def io_read(self, offset: int, size: int) -> int: ...
     def io_write(self, offset: int, size: int, value: int) -> None: ...
 
@@ -37,6 +39,12 @@ class PortBus:
         self._ranges.sort()
         for i in range(length):
             self._table[base + i] = (device, i)
+
+    def lookup_tables(self) -> tuple[list[tuple[PortDevice, int] | None], set[int]]:
+        """The port table (port -> (device, offset) or None) and the set of unclaimed ports already reported,
+        for a run loop that handles one-byte accesses inline: read-only to it; a port not in the set goes
+        through pio(), which reports it."""
+        return self._table, self._seen
 
     def unregister(self, base: int) -> None:
         """Remove the device registered at base (a decoder the guest moves, such as the PIIX4 PM block)."""

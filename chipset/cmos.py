@@ -14,9 +14,8 @@
 
 from __future__ import annotations
 
-import calendar
 import time
-from typing import Callable
+from collections.abc import Callable
 
 REG_A, REG_B, REG_C, REG_D, SHUTDOWN, CENTURY = 0x0A, 0x0B, 0x0C, 0x0D, 0x0F, 0x32
 A_UIP, B_SET, B_24H, B_BINARY, D_VRT = 0x80, 0x80, 0x02, 0x04, 0x80
@@ -95,6 +94,7 @@ class Cmos:
             else:
                 hour = self._dec(hour)
             year = self._dec(regs[CENTURY]) * 100 + self._dec(regs[YEAR])
+            import calendar                 # only when the guest sets the clock: not on a launch
             when = calendar.timegm((year, self._dec(regs[MONTH]), self._dec(regs[DAY]), hour,
                                     self._dec(regs[MINUTES]), self._dec(regs[SECONDS]), 0, 0, 0))
         except (ValueError, OverflowError):

@@ -4,7 +4,7 @@ before it sends DEBUG() output there."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 BOCHS_MAGIC = 0xE9
 

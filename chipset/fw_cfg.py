@@ -7,11 +7,9 @@ malformed DMA descriptor can only end in the ERROR bit, never in an exception or
 
 from __future__ import annotations
 
-import enum
 import struct
 import threading
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from .ram import GuestRam
 
@@ -26,15 +24,16 @@ ENTRY_MASK = 0x3FFF                # key bits that index a table (0x4000 is the 
 ARCH_LOCAL = 0x8000
 
 
-class Offset(enum.IntEnum):
-    """Port offsets from the selector port (where the machine registers the device)."""
+class Offset:
+    """Port offsets from the selector port (where the machine registers the device). These constant classes are
+    plain ints, not enums: the `enum` module stays off the launch path."""
     SELECTOR = 0
     DATA = 1
     DMA_HIGH = 4
     DMA_LOW = 8
 
 
-class Key(enum.IntEnum):
+class Key:
     """Well-known selectors (QEMU include/standard-headers/linux/qemu_fw_cfg.h)."""
     SIGNATURE = 0x00
     ID = 0x01
@@ -65,13 +64,13 @@ class Key(enum.IntEnum):
     HPET = 0x8004
 
 
-class IdFeature(enum.IntFlag):
+class IdFeature:
     """FW_CFG_ID bits."""
     TRADITIONAL = 0x01
     DMA = 0x02
 
 
-class DmaControl(enum.IntFlag):
+class DmaControl:
     """FWCfgDmaAccess.control bits; SELECT carries the key in bits 31..16."""
     ERROR = 0x01
     READ = 0x02
@@ -83,32 +82,62 @@ class DmaControl(enum.IntFlag):
 WriteCallback = Callable[[int, bytes], None]
 
 
-@dataclass(frozen=True)
 class FwCfgFile:
     """A named item in the file directory.
 
     A writable file (QEMU's fw_cfg_add_file_callback with allow_write) keeps its size; a DMA WRITE that fits in
     what is left of it from the current offset replaces those bytes, then on_write(offset, bytes written) runs
     (QEMU's write_cb), so the VMM learns e.g. the guest address a table loader's WRITE_POINTER reports. on_write
-    runs on the writing vCPU's thread under the device lock: keep it short and do not call back into the device."""
+    runs on the writing vCPU's thread under the device lock: keep it short and do not call back into the device.
+    A plain immutable class, not a dataclass: the `dataclasses` module stays off the launch path."""
+
+    __slots__ = ("name", "data", "writable", "on_write")
     name: str
     data: bytes | memoryview
-    writable: bool = False
-    on_write: WriteCallback | None = field(default=None, compare=False, repr=False)
+    writable: bool
+    on_write: WriteCallback | None
 
-    def __post_init__(self) -> None:
+    def __init__(self, name: str, data: bytes | memoryview, writable: bool = False,
+                 on_write: WriteCallback | None = None) -> None:
+        for k, v in (("name", name), ("data", data), ("writable", writable), ("on_write", on_write)):
+            object.__setattr__(self, k, v)
         raw = self.name.encode()
         if not raw or len(raw) > MAX_NAME or b"\0" in raw:
             raise ValueError(f"fw_cfg file name {self.name!r} must be 1..{MAX_NAME} bytes without NUL")
         if self.on_write is not None and not self.writable:
             raise ValueError(f"fw_cfg file {self.name}: on_write needs a writable file")
 
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of a frozen FwCfgFile")
 
-@dataclass
+    def __eq__(self, other: object) -> bool:      # on_write is not compared, as it was not in the dataclass
+        if other.__class__ is not FwCfgFile:
+            return NotImplemented
+        return (self.name, self.data, self.writable) == (other.name, other.data, other.writable)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.data, self.writable))
+
+    def __repr__(self) -> str:
+        return f"FwCfgFile(name={self.name!r}, data={self.data!r}, writable={self.writable!r})"
+
+
 class FwCfgItems:
     """Everything the device serves: numbered items (Key or any selector) and files (the directory is built)."""
-    keys: dict[int, bytes | memoryview] = field(default_factory=dict)
-    files: list[FwCfgFile] = field(default_factory=list)
+
+    def __init__(self, keys: dict[int, bytes | memoryview] | None = None, files: list[FwCfgFile] | None = None) -> None:
+        self.keys = {} if keys is None else keys
+        self.files = [] if files is None else files
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not FwCfgItems:
+            return NotImplemented
+        return (self.keys, self.files) == (other.keys, other.files)
+
+    __hash__ = None   # mutable
+
+    def __repr__(self) -> str:
+        return f"FwCfgItems(keys={self.keys!r}, files={self.files!r})"
 
     def file(self, name: str) -> FwCfgFile | None:
         return next((f for f in self.files if f.name == name), None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 DATA, COMMAND = 0, 4
 I8042_PORTS = 5                   # data .. status/command

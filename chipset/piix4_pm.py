@@ -12,7 +12,7 @@ A VMM that boots a kernel directly plays the firmware's part and builds the func
 from __future__ import annotations
 
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 from .i440fx import QEMU_SUBSYSTEM, VENDOR_INTEL
 from .pci import PciFunction

@@ -6,11 +6,10 @@ entirely inside one RAM range, so a bad guest address can only ever become an er
 
 from __future__ import annotations
 
-from typing import Protocol
 
-
-class GuestRam(Protocol):
-    """What vmm.memory.GuestMemory offers; every method raises ValueError outside RAM."""
+class GuestRam:
+    """What vmm.memory.GuestMemory offers; every method raises ValueError outside RAM (a structural interface,
+    not a base class: a plain class rather than typing.Protocol keeps `typing` off the launch path)."""
 
     def contains(self, gpa: int, size: int) -> bool: ...
     def read(self, gpa: int, size: int) -> bytes: ...

@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .fw_cfg import FwCfgFile
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from .uapi import PAGE_SIZE, field_offset, kvm_coalesced_mmio, kvm_coalesced_mmio_ring
 

@@ -5,7 +5,6 @@ Sizes are asserted in tests against the kernel's; ioctl numbers are derived from
 
 import ctypes
 from ctypes import c_uint8, c_uint16, c_uint32, c_uint64
-from enum import IntEnum
 
 from .ioctl import io, ior, iow, iowr
 
@@ -14,8 +13,9 @@ PAGE_SIZE = 4096
 PIO_PAGE_OFFSET = 1            # KVM_PIO_PAGE_OFFSET: the page of a vCPU's mmap that holds KVM_EXIT_IO data
 
 
-class Cap(IntEnum):
-    """KVM_CHECK_EXTENSION capability numbers this VMM asks about."""
+class Cap:
+    """KVM_CHECK_EXTENSION capability numbers this VMM asks about. (These constant classes hold plain ints, not
+    enums: the `enum` module stays off the launch path; exit_reason_name() names an exit.)"""
     IRQCHIP = 0
     HLT = 1
     USER_MEMORY = 3
@@ -33,7 +33,7 @@ class Cap(IntEnum):
     COALESCED_PIO = 162
 
 
-class ExitReason(IntEnum):
+class ExitReason:
     UNKNOWN = 0
     EXCEPTION = 1
     IO = 2
@@ -52,13 +52,18 @@ class ExitReason(IntEnum):
     SYSTEM_EVENT = 24
 
 
-class SystemEvent(IntEnum):
+def exit_reason_name(reason: int) -> str:
+    """ExitReason's name for a KVM_EXIT_* number (the number itself, as text, for one not listed)."""
+    return next((k for k, v in vars(ExitReason).items() if v == reason and k.isupper()), str(reason))
+
+
+class SystemEvent:
     SHUTDOWN = 1
     RESET = 2
     CRASH = 3
 
 
-class MpState(IntEnum):
+class MpState:
     RUNNABLE = 0
     UNINITIALIZED = 1
     INIT_RECEIVED = 2

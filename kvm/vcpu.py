@@ -3,8 +3,11 @@
 import ctypes
 import errno
 import os
-import signal
 import threading
+
+# `signal` wraps these functions to hand back enums (it imports `enum` and converts its constants at import);
+# `_signal`, the C module underneath it in CPython, has the same functions and plain ints.
+import _signal as signal
 
 from . import uapi
 from .errors import KvmError

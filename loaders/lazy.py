@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any, Callable
+from collections.abc import Callable
 
 
-def lazy_getattr(package: str, where: dict[str, str], namespace: dict[str, Any]) -> Callable[[str], Any]:
+def lazy_getattr(package: str, where: dict[str, str], namespace: dict[str, object]) -> Callable[[str], object]:
     """A module __getattr__ for `package` that imports each name from its submodule where[name] on first use."""
-    def __getattr__(name: str) -> Any:
+    def __getattr__(name: str) -> object:
         sub = where.get(name)
         if sub is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")

@@ -5,10 +5,10 @@ loaders receive them as a parameter, so no loader keeps its own copy of a port, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .record import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PcHardware:
     """Where a PC's devices are: what the devices are registered at and what the guest's tables say."""
     lapic_addr: int              # local APIC MMIO base

@@ -5,7 +5,7 @@ Nothing here touches KVM; a plan can be printed, compared in a test, or applied 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .record import field, record
 
 SEGMENT_REGISTERS = ("cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt")
 GPR_NAMES = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
@@ -18,7 +18,7 @@ def _sha256(data: bytes):
     return hashlib.sha256(data)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Segment:
     """A segment register in the 16-bit attribute form IGVM and Hyper-V use.
 
@@ -41,7 +41,7 @@ RESET_TR = Segment(0, 0, 0xFFFF, 0x008B)
 RESET_LDT = Segment(0, 0, 0xFFFF, 0x0082)
 
 
-@dataclass
+@record
 class VpState:
     """Initial register state of one virtual processor; None or absent means 'architectural reset value'."""
     regs: dict[str, int] = field(default_factory=dict)
@@ -77,7 +77,7 @@ class VpState:
         return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MemoryWrite:
     """Bytes that must hold at a GPA when the guest starts (data may be a memoryview into the file)."""
     gpa: int
@@ -91,7 +91,7 @@ class MemoryWrite:
         return self.gpa + len(self.data)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ZeroRange:
     """Memory that must read as zero (fresh guest RAM already does, but a relaunch must re-zero it)."""
     gpa: int
@@ -103,7 +103,7 @@ class ZeroRange:
         return self.gpa + self.size
 
 
-@dataclass
+@record
 class ParameterRequest:
     """A host-filled parameter area (IGVM PARAMETER_AREA): the loader says what goes where; the VMM fills it.
 
@@ -136,7 +136,7 @@ class ParameterRequest:
         return f"param {where} {self.size:#x} {digest} area {self.index}: {uses}"
 
 
-@dataclass
+@record
 class LoadPlan:
     """What memory and registers must hold at start, and what the loader needs from the host."""
     writes: list[MemoryWrite] = field(default_factory=list)

@@ -48,7 +48,7 @@ def test_slit_and_pptt_are_always_filled_where_openvmm_may_skip_them(cpus):
     """OpenVMM (openvmm_core vm_loaders/igvm.rs) warns and leaves a SLIT or PPTT area untouched when its machine
     has none. pyvmm's machine always has both (one locality; one socket of single-threaded cores), so a file that
     asks gets them; a HostInfo without one (library use) is refused, never left as a zero area."""
-    from dataclasses import replace
+    from loaders.record import replace
 
     from loaders.acpi import parse_table
     host = host_info(1 << 30, cpus)

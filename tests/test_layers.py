@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("kvm", "loaders", "chipset", "vmm")
 LOWER = ("kvm", "loaders", "chipset")       # each imports only itself, the standard library and rich
 CLI = "vmm.cli"
-CLI_IMPORTERS = {"vmm.__main__"}             # and the console script (pyproject.toml names vmm.cli:main)
+CLI_IMPORTERS = {"vmm.__main__"}             # and the console script (pyproject.toml names vmm.cli:entry)
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -136,10 +136,9 @@ def layer_violations(graph: dict[str, set[str]]) -> list[str]:
 def pc_layout_numbers() -> set[int]:
     """The PC's ports and addresses (vmm/pc_layout.py) that are distinctive as numbers. Ports below 0x100
     (0x60, 0x80, 0x92, 0xf4) are left out: as literals they are as often bit masks and register values."""
-    import dataclasses
-
+    from loaders.record import fields
     from vmm.pc_layout import PC
-    names = [f.name for f in dataclasses.fields(PC) if f.name.endswith(("_port", "_addr", "_gpa", "_base"))]
+    names = [f.name for f in fields(PC) if f.name.endswith(("_port", "_addr", "_gpa", "_base"))]
     values = {getattr(PC, n) for n in names} | {PC.low_reserved[0], PC.low_mmio_end}
     return {v for v in values if v >= 0x100}
 
@@ -189,7 +188,7 @@ def test_the_literal_check_finds_a_port_number():
 
 def test_the_console_script_is_the_cli():
     text = (ROOT / "pyproject.toml").read_text()
-    assert 'pyvmm = "vmm.cli:main"' in text
+    assert 'pyvmm = "vmm.cli:entry"' in text
 
 
 # --- the checker fails on what it names (synthetic graphs) ----------------------------------------------------

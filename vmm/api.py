@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+
+from loaders.record import record
 
 from .machine import MachineConfig, Outcome, RunResult
 from .sizes import parse_size
 
 
-@dataclass
+@record
 class GuestOutput:
     """What a run produced: the outcome, the exit status pyvmm would return, and everything sent to COM1."""
     result: RunResult
@@ -74,6 +75,9 @@ def run_igvm(igvm: str | os.PathLike | bytes, *, memory: int | str = "1G", cpus:
     firmware either way); a timeout ends it with Outcome.TIMEOUT (status 124). fw_cfg adds files
     (name -> bytes) to the machine's fw_cfg, like --fw-cfg; vmfwupdate=False leaves etc/vmfwupdate out, like
     --no-vmfwupdate.
+
+    The finished VM is closed by a background thread (vmm.teardown), so a suite of launches does not wait for
+    the kernel to destroy each VM; vmm.teardown.drain() waits until every one is closed.
     """
     from .launch import launch
     mem = _memory(memory)
@@ -97,5 +101,6 @@ def run_igvm(igvm: str | os.PathLike | bytes, *, memory: int | str = "1G", cpus:
             m.serial_input(serial_input)
             first[0] = False
     plan = prepared.plan
-    result = launch(config, lambda machine: plan, no_reboot=no_reboot, timeout=timeout, on_machine=on_machine)
+    result = launch(config, lambda machine: plan, no_reboot=no_reboot, timeout=timeout, on_machine=on_machine,
+                    close_later=True)
     return GuestOutput(result, bytes(out))

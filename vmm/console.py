@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import termios
 import threading
-import tty
-from typing import Callable
+from collections.abc import Callable
 
 CTRL_A = 0x01
 
@@ -23,7 +21,9 @@ class StdinPump:
         self.interactive = os.isatty(fd)
 
     def start(self) -> None:
-        if self.interactive:
+        if self.interactive:             # termios and tty only for a terminal: a launch from a script needs neither
+            import termios
+            import tty
             self._saved = termios.tcgetattr(self.fd)
             tty.setraw(self.fd)
         threading.Thread(target=self._loop, name="stdin", daemon=True).start()
@@ -31,6 +31,7 @@ class StdinPump:
     def restore(self) -> None:
         """Give the terminal back its settings (call on every exit path)."""
         if self._saved is not None:
+            import termios
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
             self._saved = None
 

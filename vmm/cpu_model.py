@@ -8,7 +8,7 @@ Names are Linux's /proc/cpuinfo flags, which QEMU accepts too (underscores or da
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from loaders.record import record
 
 # name: (leaf, subleaf, register, bit). Register is one of "eax", "ebx", "ecx", "edx".
 FEATURES: dict[str, tuple[int, int, str, int]] = {
@@ -64,7 +64,7 @@ ESSENTIAL = frozenset({"lm", "pae", "apic", "msr", "tsc", "fpu", "fxsr", "sse", 
                        "nx", "cmov", "pat", "mtrr"})   # an x86-64 guest cannot run without them
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CpuModel:
     """What `--cpu` asked for: features to clear (closed over DEPENDENTS) and features that must be present."""
     clear: frozenset[str] = frozenset()

@@ -6,7 +6,7 @@ The command line's `--igvm SPEC` text is parsed in vmm.cli.options.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from loaders.record import record
 
 from loaders.errors import LoadError
 
@@ -15,13 +15,13 @@ from .memory import MMIO_HOLE_END, MMIO_HOLE_START
 UEFI_BLOB_MMIO = ((MMIO_HOLE_START, MMIO_HOLE_END - MMIO_HOLE_START), (MMIO_HOLE_END, 0))   # the blob's two gaps
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IgvmSpec:
     path: str
     type: str | None = None      # None: a generic IGVM (the legacy `--igvm FILE` form or `path=FILE` alone)
 
 
-@dataclass
+@record
 class PreparedIgvm:
     path: str
     file: object          # loaders.igvm.IgvmFile

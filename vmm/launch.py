@@ -9,7 +9,7 @@ instead, which then stays the firmware for later resets.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from loaders.plan import LoadPlan
 
@@ -22,14 +22,35 @@ MAX_QUICK_RESETS = 20         # resets in a row, each within QUICK_RESET seconds
 QUICK_RESET = 1.0
 
 
+class _Closing:
+    """Closes a finished machine on the way out of its block: here, or by vmm.teardown's thread when the body
+    set `later` (the run ended for good, so nothing waits on the kernel destroying the VM)."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.machine = machine
+        self.later = False
+
+    def __enter__(self) -> "_Closing":
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if self.later and exc_type is None:
+            from .teardown import close_later
+            close_later(self.machine.close)
+        else:
+            self.machine.close()
+
+
 def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, no_reboot: bool = False,
-           timeout: float | None = None, on_machine: Callable[[Machine | None], None] | None = None) -> RunResult:
+           timeout: float | None = None, on_machine: Callable[[Machine | None], None] | None = None,
+           close_later: bool = False) -> RunResult:
     """Build, load and run; on RESET build a fresh machine on the same RAM and load the current firmware.
 
     make_plan gets the first machine so a loader can ask for its RAM layout and vCPU count; its plan is the
     firmware until a vmfwupdate request replaces it. With no_reboot a plain reset ends the run; a reset that
     applies an update does not. on_machine is told which machine is current (for the stdin pump) and None
-    at the end.
+    at the end. close_later: the last machine is closed by vmm.teardown's thread, so the caller does not wait
+    for the kernel to destroy the VM (a machine that resets is closed here, before RAM is read again).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     quick = 0
@@ -39,7 +60,8 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
             firmware = Firmware(lambda: make_plan(m), config.memory, config.cpus, config.log)
             try:
                 while True:
-                    with Machine(config, memory=memory) as m:
+                    m = Machine(config, memory=memory)
+                    with _Closing(m) as closing:
                         m.load(firmware.plan())
                         if on_machine:
                             on_machine(m)
@@ -50,6 +72,7 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
                         if on_machine:
                             on_machine(None)
                         request = m.vmfwupdate.pending() if m.vmfwupdate and result.outcome is Outcome.RESET else None
+                        closing.later = close_later and result.outcome is not Outcome.RESET
                     if result.outcome is not Outcome.RESET:
                         return result
                     # Every vCPU thread has ended and the VM is closed: the guest cannot change the image any more

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
-from dataclasses import dataclass
+from loaders.record import record
 
 from kvm.mman import HostMapping
 
@@ -50,7 +50,7 @@ def ram_layout(size: int) -> list[tuple[int, int]]:
     return [(0, MMIO_HOLE_START), (MMIO_HOLE_END, size - MMIO_HOLE_START)]
 
 
-@dataclass
+@record
 class Region:
     gpa: int
     size: int

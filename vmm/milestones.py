@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 RESET_VECTOR, HOST_BRIDGE, FW_CFG_SIGNATURE, FIRST_SERIAL, SHELL = (
     "reset vector", "PCI host bridge probe", "fw_cfg signature read", "first serial byte", "shell")

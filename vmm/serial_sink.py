@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 
 def guarded(write: Callable[[bytes], object], what: str, on_close: Callable[[], None] | None = None

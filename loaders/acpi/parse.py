@@ -6,12 +6,12 @@ Used by tests, by `pyvmm igvm plan` to print what a guest receives, and by nothi
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from ..record import field, record
 
 from .tables import HEADER, HEADER_SIZE, checksum_ok
 
 
-@dataclass
+@record
 class AcpiTable:
     signature: str
     length: int

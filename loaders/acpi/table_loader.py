@@ -10,12 +10,12 @@ in "etc/vmgenid_addr" this way); chipset.fw_cfg serves such files and calls the 
 
 from __future__ import annotations
 
-import enum
 import struct
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
+from ..named import Named
 from ..pc import PcHardware
+from ..record import record
 from .tables import build_dsdt, build_facs, build_fadt, build_rsdp_v1, build_rsdt
 
 TABLES_FILE = "etc/acpi/tables"
@@ -27,26 +27,26 @@ FADT_FACS, FADT_DSDT, FADT_X_DSDT = 36, 40, 140   # pointer fields QEMU patches 
 RSDP_RSDT = 16
 
 
-class Command(enum.IntEnum):
+class Command(Named):
     ALLOCATE = 1
     ADD_POINTER = 2
     ADD_CHECKSUM = 3
     WRITE_POINTER = 4
 
 
-class Zone(enum.IntEnum):
+class Zone(Named):
     HIGH = 1
     FSEG = 2          # 0xE0000-0xFFFFF
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Allocate:
     file: str
     align: int
     zone: Zone
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AddPointer:
     pointer_file: str
     pointee_file: str
@@ -54,7 +54,7 @@ class AddPointer:
     size: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AddChecksum:
     file: str
     result_offset: int
@@ -62,7 +62,7 @@ class AddChecksum:
     length: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WritePointer:
     """Write (address of src_file + src_offset) as a size-byte little-endian value into the fw_cfg file dest_file
     at dst_offset, by fw_cfg DMA (dest_file need not be ALLOCATEd; it must be writable)."""

@@ -8,7 +8,7 @@ section 5) so an IGVM payload written for OpenVMM sees the same topology here.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from ..record import record
 
 from ..pc import PcHardware
 
@@ -16,7 +16,7 @@ HEADER = struct.Struct("<4sIBB6s8sI4sI")   # signature, length, revision, checks
 HEADER_SIZE = HEADER.size                    # 36
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AcpiHeaderIds:
     """The identification fields of every table pyvmm builds."""
     oem_id: bytes = b"PYVMM "

@@ -20,10 +20,9 @@ planner (loaders/igvm/load.py), then putting in the converted registers.
 
 from __future__ import annotations
 
-import dataclasses
-
 from ..errors import IgvmError, LoadError
 from ..plan import LoadPlan, Segment, VpState
+from ..record import replace
 from . import model as m
 from .constants import PAGE_SIZE, PageDataFlags, PageDataType, Platform
 from .load import igvm_plan
@@ -96,7 +95,7 @@ def _walk_page_tables(pages: dict[int, int], directives: list, cr3: int, strip: 
     for gpa, table in changed.items():
         i = pages[gpa]
         if bytes(table) != bytes(directives[i].data[:PAGE_SIZE]):
-            directives[i] = dataclasses.replace(directives[i], data=bytes(table), file_offset=0)
+            directives[i] = replace(directives[i], data=bytes(table), file_offset=0)
             n += 1
     if n:
         notes.append(f"C-bit cleared in {n} page-table page(s) under CR3")
@@ -124,19 +123,19 @@ def confidential_plan(f: m.IgvmFile, name: str, vcpus: int) -> tuple[LoadPlan, m
         elif m.is_a(d, "PageData"):
             flags = d.flags & _KEEP_FLAGS
             if d.data_type == PageDataType.SECRETS:
-                d = dataclasses.replace(d, flags=flags, data_type=0, data=None, file_offset=0)
+                d = replace(d, flags=flags, data_type=0, data=None, file_offset=0)
             elif d.data_type in (PageDataType.CPUID_DATA, PageDataType.CPUID_XF):
                 cpuid_pages.append((d.gpa, d.data))
-                d = dataclasses.replace(d, flags=flags, data_type=0, data=None, file_offset=0)
+                d = replace(d, flags=flags, data_type=0, data=None, file_offset=0)
             elif d.flags != flags:
-                d = dataclasses.replace(d, flags=flags)
+                d = replace(d, flags=flags)
             if not flags:
                 pages[d.gpa] = len(directives)
         elif m.is_a(d, "VpContext"):
             if d.vp_index in vmsas:
                 raise LoadError(f"a second {pt.name} VP context for VP {d.vp_index}")
             vmsas[d.vp_index] = d.data
-            d = dataclasses.replace(d, compatibility_mask=0)       # a mask of no platform: the planner skips it
+            d = replace(d, compatibility_mask=0)       # a mask of no platform: the planner skips it
         directives.append(d)
     vps: dict[int, VpState] = {}
     top_ram = 0

@@ -1,6 +1,6 @@
-"""IGVM constants from the format definition (igvm_defs), as enums so dumps and errors can name them."""
+"""IGVM constants from the format definition (igvm_defs), named (loaders.named) so dumps and errors can name them."""
 
-from enum import IntEnum, IntFlag
+from ..named import Named
 
 MAGIC = 0x4D564749            # b"IGVM" little-endian
 # (Structure sizes come from their one declaration in structs.py.)
@@ -9,12 +9,12 @@ PAGE_SIZE_2M = 2 << 20
 OPTIONAL_BIT = 1 << 31
 
 
-class Architecture(IntEnum):
+class Architecture(Named):
     X64 = 0
     AARCH64 = 1
 
 
-class Platform(IntEnum):
+class Platform(Named):
     NATIVE = 0x00
     VSM_ISOLATION = 0x01
     SEV_SNP = 0x02
@@ -31,7 +31,7 @@ PLATFORM_ARCHES = {
 }
 
 
-class HeaderType(IntEnum):
+class HeaderType(Named):
     SUPPORTED_PLATFORM = 0x001
     GUEST_POLICY = 0x101
     RELOCATABLE_REGION = 0x102
@@ -70,20 +70,20 @@ PARAMETER_USAGE_TYPES = frozenset({
     HeaderType.ENVIRONMENT_INFO_PARAMETER})
 
 
-class PageDataFlags(IntFlag):
+class PageDataFlags(Named):
     IS_2MB_PAGE = 1 << 0
     UNMEASURED = 1 << 1
     SHARED = 1 << 2
 
 
-class PageDataType(IntEnum):
+class PageDataType(Named):
     NORMAL = 0
     SECRETS = 1
     CPUID_DATA = 2
     CPUID_XF = 3
 
 
-class MemoryMapEntryType(IntEnum):
+class MemoryMapEntryType(Named):
     MEMORY = 0
     PLATFORM_RESERVED = 1
     PERSISTENT = 2
@@ -92,15 +92,15 @@ class MemoryMapEntryType(IntEnum):
     HIDDEN = 5
 
 
-class RelocationFlags(IntFlag):
+class RelocationFlags(Named):
     IS_VTL2 = 0x1
     APPLY_RIP = 0x2
     APPLY_GDTR = 0x4
 
 
-class RequiredMemoryFlags(IntFlag):
+class RequiredMemoryFlags(Named):
     VTL2_PROTECTABLE = 0x1
 
 
-class EnvironmentInfo(IntFlag):
+class EnvironmentInfo(Named):
     MEMORY_IS_SHARED = 0x1

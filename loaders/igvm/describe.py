@@ -3,7 +3,7 @@
 JSON schema "pyvmm-igvm-dump/1" (stable; fields are only ever added):
   file: {version, architecture, page_size, size, checksum}
   platforms, initialization, directives: lists of {index, offset, type, <fields of that header>}
-      integers stay integers; enum fields are names; data blobs become {size, sha256} (and "hex" when
+      integers stay integers; named constants (loaders.named) are names; data blobs become {size, sha256} (and "hex" when
       at most 64 bytes); a zero page has data null; VP contexts add "registers" (native or VBS names).
   page_ranges: [{first_gpa, end_gpa, pages, compatibility_mask, flags, data_type, zero_pages}], runs of
       PAGE_DATA in file order with contiguous GPAs and identical mask/flags/type
@@ -12,11 +12,11 @@ JSON schema "pyvmm-igvm-dump/1" (stable; fields are only ever added):
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import hashlib
 
 from .constants import PAGE_SIZE, PAGE_SIZE_2M, HeaderType, PageDataFlags, PageDataType, Platform
+from ..named import Named
+from ..record import fields
 from .model import IgvmFile, PageData, VpContext
 from .structs import BODY_LAYOUTS, VARIABLE_HEADER
 from .vpcontext import parse_native_context, parse_vbs_context
@@ -26,7 +26,7 @@ SCHEMA = "pyvmm-igvm-dump/1"
 
 def _value(v, memo: dict | None = None, key=None):
     """A field for the dump; blobs become {size, sha256[, hex]}, hashed once per (file offset, size) in `memo`."""
-    if isinstance(v, enum.Enum):
+    if isinstance(v, Named):
         return v.name
     if isinstance(v, (bytes, bytearray, memoryview)):
         if memo is not None and key is not None and (key, len(v)) in memo:
@@ -48,7 +48,7 @@ def header_dict(h, index: int, offset: int, platforms, raw=None, memo: dict | No
     layout = BODY_LAYOUTS.get(int(h.kind))
     if raw is not None and offset is not None and layout is not None and "file_offset" in layout.fields:
         key = layout.read(raw, offset + VARIABLE_HEADER.size).file_offset
-    for f in dataclasses.fields(h):
+    for f in fields(h):
         if f.name != "kind":
             d[f.name] = _value(getattr(h, f.name), memo, key)
     if isinstance(h, VpContext):

@@ -1,7 +1,7 @@
-"""The parsed IGVM file: one frozen dataclass per header kind; data fields are memoryviews into the file.
+"""The parsed IGVM file: one frozen record (loaders.record) per header kind; data fields are memoryviews into the file.
 
-Each class becomes a (frozen, slotted) dataclass on its first use, through the module's __getattr__ (PEP 562):
-making a dataclass costs about 1 ms here, and a launch reads only the few header kinds its file holds.
+Each class becomes a (frozen, slotted) record on its first use, through the module's __getattr__ (PEP 562):
+a launch reads only the few header kinds its file holds.
 
 Equality compares contents (a memoryview equals bytes with the same contents), which is what the
 writer's round-trip property `read(write(f)) == f` needs: file offsets are the writer's business
@@ -11,12 +11,13 @@ and are not part of the model.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
-from typing import Union
+from functools import reduce
+from operator import or_
+from ..record import field, record
 
 from .constants import Architecture, HeaderType, Platform
 
-Data = Union[bytes, bytearray, memoryview]
+Data = bytes | bytearray | memoryview
 
 
 # --- platform and initialization ----------------------------------------------------------
@@ -206,7 +207,7 @@ INITIALIZATIONS = ("GuestPolicy", "RelocatableRegion", "PageTableRelocation", "C
                     "CcaPolicy")
 DIRECTIVES = ("ParameterArea", "PageData", "ParameterInsert", "ParameterUsage", "VpContext", "RequiredMemory",
                "ErrorRange", "SnpIdBlock", "VbsMeasurement")
-# The plain classes above, taken out of the module namespace until __getattr__ makes each a dataclass.
+# The plain classes above, taken out of the module namespace until __getattr__ makes each a record.
 _PENDING = {name: globals().pop(name) for name in ("SupportedPlatform", *INITIALIZATIONS, *DIRECTIVES, "IgvmFile")}
 _UNIONS = {"Initialization": INITIALIZATIONS, "Directive": DIRECTIVES}
 _lock = threading.RLock()
@@ -217,9 +218,9 @@ def __getattr__(name: str):
         if name in globals():            # another thread made it while this one waited
             return globals()[name]
         if name in _PENDING:
-            value = dataclass(frozen=True, slots=True)(_PENDING.pop(name))
+            value = record(frozen=True, slots=True)(_PENDING.pop(name))
         elif name in _UNIONS:
-            value = Union[tuple(__getattr__(n) for n in _UNIONS[name])]
+            value = reduce(or_, (__getattr__(n) for n in _UNIONS[name]))
         else:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         globals()[name] = value

@@ -7,7 +7,7 @@ requested usage at the GPA the caller picks. The BSP starts in long mode at the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..record import record
 
 from ..x86 import flat_gdt, identity_page_tables, long_mode_state
 from .builder import IgvmBuilder
@@ -19,7 +19,7 @@ PAGE_TABLES_GPA = 0x9000
 STACK_TOP = 0x80000
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ParamSpec:
     """One parameter area: `usage` written at offset 0 of a `size`-byte area inserted at `gpa`."""
     usage: HeaderType

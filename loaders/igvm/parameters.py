@@ -11,7 +11,7 @@ zero and stays a number (ParameterRequest.size), so memory never grows with what
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from ..record import field, record
 
 from ..errors import LoadError
 from ..plan import LoadPlan, ParameterRequest
@@ -19,7 +19,7 @@ from .constants import MemoryMapEntryType, PAGE_SIZE
 from .structs import ENVIRONMENT_INFO, MEMORY_MAP_ENTRY, MEMORY_RANGE, VP_COUNT
 
 
-@dataclass
+@record
 class HostInfo:
     """What the machine offers a guest: its vCPUs, RAM, command line and ACPI tables (bytes, built by loaders.acpi)."""
     cpus: int

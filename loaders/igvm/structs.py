@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import struct
 from collections import namedtuple
-from dataclasses import dataclass
 
+from ..record import record
 from .constants import HeaderType
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Layout:
     """A little-endian packed C structure: unpack to a tuple of fields (or to a record read by field name),
     pack from one (or from field names)."""
@@ -47,6 +46,7 @@ class Layout:
         """(offset, width) of one field inside the structure, from the format: what a byte-level edit needs."""
         spans = self.__dict__.get("_spans")
         if spans is None:
+            import re                   # only for a byte-level edit (tests, the writer): not on a launch
             spans, pos, fields = {}, 0, iter(self.fields)
             for count, code in re.findall(r"(\d*)([a-zA-Z?])", self.fmt[1:]):
                 n = int(count or 1)

@@ -5,7 +5,7 @@ Both turn into a loaders.plan.VpState so the launcher applies them the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..record import record
 
 from ..errors import IgvmError
 from ..plan import GPR_NAMES, SEGMENT_REGISTERS, Segment, VpState
@@ -65,7 +65,7 @@ VBS_NAME_TO_ID = {v: k for k, v in VBS_X64_REGISTERS.items()}
 _MTRR_FIXED_MSRS = (0x250, 0x258, 0x259, 0x268, 0x269, 0x26A, 0x26B, 0x26C, 0x26D, 0x26E, 0x26F)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VbsRegister:
     vtl: int
     name: str

@@ -9,7 +9,7 @@ malformed with a LoadError that names the entry and its offset.
 from __future__ import annotations
 
 import stat
-from dataclasses import dataclass
+from ..record import record
 
 from loaders.errors import LoadError
 
@@ -23,7 +23,7 @@ class CpioError(LoadError):
     """A malformed newc archive, or an entry the writer cannot represent."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Entry:
     """One archive member; mode carries the file type bits (stat.S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR...)."""
     name: str

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from ..record import field, record
 
 from ..errors import LoadError
 from .bootparams import HEADER_AT, LOADED_HIGH, SETUP_HEADER, XLF_KERNEL_64, is_bzimage, setup_header
@@ -15,14 +15,14 @@ HEADER_CAP = 0x280          # at most this much of a file is taken as setup head
 BZIMAGE_MIN = 0x270         # a file shorter than this cannot hold a 2.12+ setup header
 
 
-@dataclass
+@record
 class Segment:
     gpa: int
     data: bytes | memoryview
     memsz: int
 
 
-@dataclass
+@record
 class Kernel:
     """What the loader places: segments, the 64-bit entry, and the limits the kernel declares."""
     kind: str                                    # "bzImage" or "vmlinux"

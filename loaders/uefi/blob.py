@@ -17,15 +17,15 @@ Two flags are decided here rather than copied:
 
 from __future__ import annotations
 
-import enum
 import struct
-from dataclasses import dataclass, field
 
 from ..errors import LoadError
+from ..named import Named
+from ..record import field, record
 from ..x86 import MTRR_DEF_TYPE_ENABLE
 
 
-class BlobType(enum.IntEnum):
+class BlobType(Named):
     STRUCTURE_COUNT = 0x00
     BIOS_INFORMATION = 0x01
     SRAT = 0x02
@@ -69,7 +69,7 @@ class BlobType(enum.IntEnum):
     PCIE_BAR_APERTURES = 0x28
 
 
-class Flags(enum.IntFlag):
+class Flags(Named):
     """config::Flags bit positions (single-bit fields; console and memory_protection are 2-bit fields)."""
     SERIAL_CONTROLLERS_ENABLED = 1 << 0
     PAUSE_AFTER_BOOT_FAILURE = 1 << 1
@@ -121,7 +121,7 @@ ACPI_TYPES = frozenset({0x02, 0x16, 0x18, 0x20, 0x21, 0x22, 0x24, 0x25, 0x26, 0x
 BIOS_SIZE_PAGES = 0x600
 
 
-@dataclass
+@record
 class UefiMachine:
     """Everything the blob describes, as plain values (the VMM fills it; tests build it by hand)."""
     cpus: int
@@ -216,7 +216,7 @@ def _walk(blob: bytes | memoryview) -> list[tuple[int, int, int]]:
     return out
 
 
-@dataclass
+@record
 class ParsedBlob:
     structures: list[tuple[int, bytes]]       # (type, payload without padding removed)
 

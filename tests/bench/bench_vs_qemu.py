@@ -1,13 +1,18 @@
 """pyvmm against QEMU (`qemu-system-x86_64 -enable-kvm`), same guest bytes, same run, runs alternating.
 
-Usage: python tests/bench/bench_vs_qemu.py [--runs 5] [--only startup,exits,serial,memory] [--count 20000]
+Usage: python tests/bench/bench_vs_qemu.py [--runs 5] [--only startup,inproc,exits,serial,memory] [--count 20000]
                                            [--serial-bytes 1048576] [--machines microvm,pc] [--linux [--vmlinux F]]
+                                           [--python VENV/bin/python]
 The guest is one ELF (tests/guests/pvh_bench.S): QEMU boots it with -kernel through its PVH note (32-bit entry,
 the guest enters long mode itself), pyvmm with --kernel at its ELF entry (long mode); from there both run the
 same instructions. Every figure is a median with (min-max) over --runs runs; a child's CPU times and peak RSS
 come from os.wait4, wall times from time.perf_counter, the first UART byte from the child's stdout pipe, peak
 RSS from a small reaper process (see peak_rss).
 --linux adds one boot of Debian's kernel per VMM to the line `Linux version` (about a minute each here).
+--python runs pyvmm with that interpreter, e.g. a virtual environment's where `pip install .` put pyvmm (compiled
+bytecode, and none of the host's own site-packages .pth hooks); by default pyvmm runs from this tree.
+inproc: launches through vmm.api.run_igvm inside this process (what a loader regression suite pays per VM),
+median/p10/p90, beside QEMU's process start in the same rounds.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ UNCLAIMED_PORT = 0x3000      # no device on it in pyvmm or in either QEMU machin
 # pyvmm runs from this tree with its bytecode compiled, as an installed package is (pip compiles on install);
 # a PYTHONDONTWRITEBYTECODE in the environment would otherwise make every launch compile ~50 modules (~50 ms).
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": str(ROOT)}
+PYTHON = [sys.executable]     # the interpreter pyvmm runs under (--python)
+CWD = tempfile.gettempdir()   # not this tree: `python -m vmm` would import the tree's vmm ahead of an installed one
 
 
 @dataclass
@@ -52,7 +59,7 @@ def run_once(cmd: list[str], marker: bytes | None = None, timeout: float = 600, 
     """Spawn cmd, read its stdout to EOF (or to `marker`, then kill it), reap it with wait4."""
     err = tempfile.TemporaryFile()
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=ENV)
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=ENV, cwd=CWD)
     fd = p.stdout.fileno()
     first, n, tail = float("inf"), 0, b""
     while True:
@@ -83,7 +90,7 @@ def run_once(cmd: list[str], marker: bytes | None = None, timeout: float = 600, 
 
 
 def pyvmm_cmd(kernel: str, memory: str = "64M", *extra: str) -> list[str]:
-    return [sys.executable, *extra, "-m", "vmm", "--kernel", kernel, "-m", memory]
+    return [*PYTHON, *extra, "-m", "vmm", "--kernel", kernel, "-m", memory]
 
 
 def qemu_cmd(kernel: str, machine: str, memory: str = "64M") -> list[str]:
@@ -165,15 +172,19 @@ def ratio(a: float, b: float) -> str:
 
 # --- a. start-up ---------------------------------------------------------------------------------------------
 
-def bench_startup(g: Guests, runs: int, machines: list[str]) -> dict[str, list[Run]]:
+def bench_startup(g: Guests, runs: int, machines: list[str], compare: str | None = None) -> dict[str, list[Run]]:
     hello = g.elf(0)
     cells = {"pyvmm --kernel ELF": pyvmm_cmd(hello),
-             "pyvmm --igvm twin": [sys.executable, "-m", "vmm", "--igvm", g.igvm_twin(0), "-m", "64M"]}
+             "pyvmm --igvm twin": [*PYTHON, "-m", "vmm", "--igvm", g.igvm_twin(0), "-m", "64M"]}
+    if compare:                   # another pyvmm (an older commit installed elsewhere), in the same rounds
+        cells["pyvmm --kernel ELF (--compare)"] = [compare, "-m", "vmm", "--kernel", hello, "-m", "64M"]
+        cells["pyvmm --igvm twin (--compare)"] = [compare, "-m", "vmm", "--igvm", g.igvm_twin(0), "-m", "64M"]
     cells.update({f"qemu -M {m}": qemu_cmd(hello, m) for m in machines})
-    cells["pyvmm --kernel ELF, python -S"] = pyvmm_cmd(hello, "64M", "-S")
+    if PYTHON == [sys.executable]:   # from this tree: -S shows pyvmm without the host's site-packages hooks
+        cells["pyvmm --kernel ELF, python -S"] = pyvmm_cmd(hello, "64M", "-S")
     res = alternate(cells, runs)
-    floors = alternate({"python -c pass": [sys.executable, "-c", "pass"],
-                        "python -S -c pass": [sys.executable, "-S", "-c", "pass"]}, runs, expect=0)
+    floors = alternate({"python -c pass": [*PYTHON, "-c", "pass"],
+                        "python -S -c pass": [*PYTHON, "-S", "-c", "pass"]}, runs, expect=0)
     base = min((k for k in res if k.startswith("qemu")), key=lambda k: med([r.first for r in res[k]]))
     rows = [[k, fmt([r.first for r in v]), fmt([r.wall for r in v]),
              ratio(med([r.first for r in v]), med([r.first for r in res[base]])),
@@ -183,6 +194,53 @@ def bench_startup(g: Guests, runs: int, machines: list[str]) -> dict[str, list[R
     table(f"a. start-up, hello guest, -m 64M, {runs} runs each (ms; ratio to {base}, the faster QEMU)",
           ["VMM", "to first UART byte", "to process exit", "first byte / QEMU", "user CPU", "sys CPU"], rows)
     return res
+
+
+# --- a2. in-process launch --------------------------------------------------------------------------------------
+
+def quantile(xs: list[float], q: float) -> float:
+    """The q-quantile of xs, interpolated between the two nearest ranks."""
+    s = sorted(xs)
+    i = q * (len(s) - 1)
+    lo = int(i)
+    return s[lo] + (s[min(lo + 1, len(s) - 1)] - s[lo]) * (i - lo)
+
+
+def spread(xs: list[float], scale: float = 1e3) -> str:
+    return (f"{med(xs) * scale:.1f} (p10 {quantile(xs, 0.1) * scale:.1f}, p90 {quantile(xs, 0.9) * scale:.1f}; "
+            f"p90/median {quantile(xs, 0.9) / med(xs):.2f})")
+
+
+def bench_inproc(g: Guests, runs: int, per_round: int, machine: str) -> None:
+    """Each round: one QEMU process start and one `pyvmm --igvm` process start on the hello guest, then per_round
+    launches of its IGVM twin through vmm.api.run_igvm in this process (the first launch, which imports, is not
+    counted). The in-process launch includes preparing the file, building, running and handing the VM to the
+    teardown thread; the VMs still closing at the end are waited for outside the timing."""
+    from vmm import teardown
+    from vmm.api import run_igvm
+    twin = Path(g.igvm_twin(0)).read_bytes()
+    qemu = qemu_cmd(g.elf(0), machine)
+    cli = [*PYTHON, "-m", "vmm", "--igvm", g.igvm_twin(0), "-m", "64M"]
+    run_igvm(twin, memory="64M")
+    inproc: list[float] = []
+    procs: dict[str, list[Run]] = {f"qemu -M {machine}": [], "pyvmm --igvm twin (process)": []}
+    for _ in range(runs):
+        procs[f"qemu -M {machine}"].append(run_once(qemu))
+        procs["pyvmm --igvm twin (process)"].append(run_once(cli))
+        teardown.drain()
+        for _ in range(per_round):
+            t0 = time.perf_counter()
+            out = run_igvm(twin, memory="64M")
+            inproc.append(time.perf_counter() - t0)
+            if out.status != 1 or b"Hello" not in out.serial:
+                raise RuntimeError(f"in-process launch: status {out.status}, serial {out.serial[:80]!r}")
+        teardown.drain()
+    base = med([r.wall for r in procs[f"qemu -M {machine}"]])
+    rows = [[k, spread([r.wall for r in v]), ratio(med([r.wall for r in v]), base)] for k, v in procs.items()]
+    rows.append([f"pyvmm vmm.api.run_igvm, in-process ({len(inproc)} launches)", spread(inproc),
+                 ratio(med(inproc), base)])
+    table(f"a2. launch cost: process start to exit, and an in-process vmm.api.run_igvm launch, hello guest, "
+          f"-m 64M, {runs} rounds (ms: median (p10, p90))", ["launch", "wall", "median / QEMU process"], rows)
 
 
 # --- b. exit cost --------------------------------------------------------------------------------------------
@@ -244,7 +302,7 @@ def bench_memory(g: Guests, runs: int, machine: str) -> None:
     cells = {f"pyvmm, -m {m}": pyvmm_cmd(hello, m) for m in ("64M", "1G")}
     cells.update({f"qemu -M {machine}, -m {m}": qemu_cmd(hello, machine, m) for m in ("64M", "1G")})
     big = "pyvmm --igvm, 64 MiB of page data, -m 1G"
-    cells[big] = [sys.executable, "-m", "vmm", "--igvm", g.big_igvm(), "-m", "1G"]
+    cells[big] = [*PYTHON, "-m", "vmm", "--igvm", g.big_igvm(), "-m", "1G"]
     cells["/bin/true (what the method cannot see below)"] = ["/bin/true"]
     rss: dict[str, list[float]] = {k: [] for k in cells}
     for _ in range(runs):
@@ -267,7 +325,8 @@ def peak_rss(cmd: list[str], expect: int) -> float:
     """Peak RSS of cmd in MiB, its output discarded."""
     with tempfile.NamedTemporaryFile("r") as out:
         p = subprocess.run([sys.executable, "-S", "-c", REAPER, out.name, shutil.which(cmd[0]) or cmd[0], *cmd[1:]],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV,
+                           cwd=CWD)
         if p.returncode != expect:
             raise RuntimeError(f"{' '.join(cmd)}: status {p.returncode}\n{p.stderr.decode(errors='replace')[-2000:]}")
         return int(out.read()) / 1024
@@ -296,7 +355,12 @@ def bench_linux(machine: str, given: str | None) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--only", default="startup,exits,serial,memory")
+    ap.add_argument("--only", default="startup,inproc,exits,serial,memory")
+    ap.add_argument("--per-round", type=int, default=10, help="in-process launches per round (inproc)")
+    ap.add_argument("--python", metavar="PY", help="run pyvmm with this interpreter (e.g. a venv's, after "
+                                                   "`pip install .`) instead of from this tree")
+    ap.add_argument("--compare", metavar="PY", help="start-up: also run the pyvmm installed for this interpreter "
+                                                    "(e.g. an older commit's venv) in the same rounds")
     ap.add_argument("--count", type=int, default=100_000, help="port accesses per exit-cost run")
     ap.add_argument("--serial-bytes", type=int, default=1 << 20)
     ap.add_argument("--machines", default="microvm,pc", help="QEMU machines for start-up; the first is the "
@@ -308,16 +372,21 @@ def main() -> None:
     if shutil.which(QEMU) is None:
         sys.exit(f"{QEMU} not found (apt-get install qemu-system-x86)")
     machines = a.machines.split(",")
+    if a.python:
+        PYTHON[:] = [a.python]
+        ENV.pop("PYTHONPATH", None)
     only = set(a.only.split(",")) if a.only else set()
     qemu_version = subprocess.run([QEMU, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     print(f"python {sys.version.split()[0]}, {qemu_version}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}")
+          f"load average {os.getloadavg()[0]:.2f}; pyvmm runs under {'`--python`' if a.python else 'this tree'}")
     subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(ROOT / d) for d in ("kvm", "loaders", "chipset",
                                                                                      "vmm"))], check=True)
     with tempfile.TemporaryDirectory() as tmp:
         g = Guests(Path(tmp))
         if "startup" in only:
-            bench_startup(g, a.runs, machines)
+            bench_startup(g, a.runs, machines, a.compare)
+        if "inproc" in only:
+            bench_inproc(g, a.runs, a.per_round, machines[0])
         if "exits" in only:
             bench_exits(g, a.runs, a.count, machines[0])
         if "serial" in only:

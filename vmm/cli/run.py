@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from types import SimpleNamespace
 
 from kvm import kvm_usable
 
 from .. import status
 from ..sizes import parse_processors, parse_size
 from .errors import UsageError
+
+# The parsed options: vmm.cli.quick_parse gives a SimpleNamespace, argparse a Namespace with the same attributes.
+Args = SimpleNamespace
 
 
 def _check_serial(spec: str) -> None:
@@ -32,7 +35,7 @@ def _serial(spec: str):
     return guarded(f.write, spec[5:]), False
 
 
-def _symbols(args: argparse.Namespace):
+def _symbols(args: Args):
     """Symbols for --trace rip: --symbols FILE, else the --kernel file if it is an ELF; None without either."""
     from loaders.elf_symbols import elf_symbols
     path = args.symbols or args.kernel
@@ -50,7 +53,7 @@ def _symbols(args: argparse.Namespace):
     return symbols
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run_command(args: Args) -> int:
     """Check every option and input file, then KVM, then launch: bad input gives its own one-line error (status
     2) on any host, with or without /dev/kvm (PYVMM_KVM_DEVICE names another device node, for tests)."""
     from ..cpu_model import parse_cpu
@@ -103,7 +106,7 @@ def _debugcon(path: str | None):
         raise UsageError(f"--debugcon {path}: cannot open: {e.strerror}") from None
 
 
-def make_source(args: argparse.Namespace, memory: int, cpus: int):
+def make_source(args: Args, memory: int, cpus: int):
     """(the plan factory for the boot source named on the command line, the firmware window an IGVM needs);
     UsageError/LoadError for bad input."""
     from ..igvm_source import IgvmSpec, prepare_igvm
@@ -129,7 +132,7 @@ def make_source(args: argparse.Namespace, memory: int, cpus: int):
     return (lambda machine: plan), prepared.firmware_window
 
 
-def fw_cfg_for(args: argparse.Namespace, memory: int, cpus: int, files: tuple):
+def fw_cfg_for(args: Args, memory: int, cpus: int, files: tuple):
     """The machine's fw_cfg items: the fixed set, QEMU's kernel items for --kernel, the user's files."""
     from ..files import read_file
     from ..fw_cfg import fw_cfg_items, linux_boot_items
@@ -143,7 +146,7 @@ def fw_cfg_for(args: argparse.Namespace, memory: int, cpus: int, files: tuple):
         raise UsageError(f"--fw-cfg: {e}") from None
 
 
-def execute(config, source, args: argparse.Namespace, interactive: bool) -> int:
+def execute(config, source, args: Args, interactive: bool) -> int:
     """Launch with relaunch-on-reset, stdin wired to COM1, and the result mapped to an exit status."""
     from ..console import SerialFeed, StdinPump
     from ..launch import launch

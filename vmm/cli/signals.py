@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import signal
 import threading
+
+# `signal` converts its constants to enums at import (it imports `enum`); the launch path uses the C module
+# underneath it in CPython, `_signal`, which has the same functions, and `signal` only to name a signal caught.
+import _signal as signal
 
 
 class StopSignals:
@@ -33,7 +36,8 @@ class StopSignals:
         self._saved.clear()
 
     def _on_signal(self, num: int, frame: object) -> None:
-        name = signal.Signals(num).name
+        import signal as named
+        name = named.Signals(num).name
         self.stop = (128 + num, f"terminating on signal {num} ({name})")
         self.signal_line = f"pyvmm: {self.stop[1]}"
         self._stop_current()
