@@ -27,6 +27,7 @@ _madvise = _libc["madvise"]
 _madvise.restype = ctypes.c_int
 _madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 MADV_HUGEPAGE = 14
+MADV_NOHUGEPAGE = 15
 MADV_POPULATE_WRITE = 23      # Linux 5.14+
 PAGE = 4096
 HUGE_PAGE = 2 << 20
@@ -102,6 +103,13 @@ class HostMapping:
         start = offset // PAGE * PAGE
         end = min(self.size, -(-(offset + size) // PAGE) * PAGE)
         return end > start and _madvise(self.addr + start, end - start, MADV_POPULATE_WRITE) == 0
+
+    def no_huge_pages(self, offset: int) -> None:
+        """Advise [offset, end) against transparent huge pages, so what is faulted in there from now on is 4 KiB pages
+        (offset rounded up to a page)."""
+        start = -(-offset // PAGE) * PAGE
+        if start < self.size:
+            _madvise(self.addr + start, self.size - start, MADV_NOHUGEPAGE)
 
     def close(self) -> None:
         """Unmap; every view handed out must be dead by now (the owner guarantees it)."""

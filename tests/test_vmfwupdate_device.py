@@ -235,3 +235,36 @@ def test_plan_update_refusals_name_why():
     for raw, addr, why in cases:
         with pytest.raises(LoadError, match=why):
             plan_update(raw, addr, len(raw), 64 * MiB, 1)
+
+
+# --- the image copy's memory (vmm.vmfwupdate.fault_in), without KVM ---------------------------------------------------
+def _resident(addr: int, size: int) -> int:
+    """Bytes of [addr, addr+size) resident in this process (mincore), a page at a time."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
+    pages = size // 4096
+    vec = ctypes.create_string_buffer(pages)
+    assert libc.mincore(addr, size, vec) == 0, ctypes.get_errno()
+    return sum(b & 1 for b in vec.raw) * 4096
+
+
+def test_the_copy_is_faulted_in_whole_with_huge_pages_or_after_a_slow_step_with_small_ones(monkeypatch):
+    """Both ways fault in every byte (the copy then costs no page fault), and the copy holds what was copied in."""
+    import ctypes
+    import os
+    from kvm.mman import HostMapping
+    import vmm.vmfwupdate as v
+    size = 3 * v.STEP + 5 * 4096            # a last step shorter than STEP
+    data = os.urandom(size)
+    for slow in (3600.0, -1.0):             # never slow; every step slow: 4 KiB pages after the first step
+        monkeypatch.setattr(v, "SLOW_STEP", slow)
+        m = HostMapping(size, huge=True)
+        try:
+            assert _resident(m.addr, size) == 0
+            v.fault_in(m)
+            assert _resident(m.addr, size) == size
+            ctypes.memmove(m.addr, data, size)
+            assert bytes(m.view) == data
+        finally:
+            m.close()

@@ -8,6 +8,7 @@ instead, which then stays the firmware for later resets.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -22,23 +23,49 @@ MAX_QUICK_RESETS = 20         # resets in a row, each within QUICK_RESET seconds
 QUICK_RESET = 1.0
 
 
-class _Closing:
-    """Closes a finished machine on the way out of its block: here, or by vmm.teardown's thread when the body
-    set `later` (the run ended for good, so nothing waits on the kernel destroying the VM)."""
+class NextMachine:
+    """The next machine built, and the old one closed, each in a thread, so that a vmfwupdate reset validates its
+    image meanwhile (creating and closing a VM are mostly ioctls and close(), which drop the GIL). No vCPU of the
+    old VM runs again, so nothing of it writes RAM; still, the new firmware runs only after closed() returned."""
 
-    def __init__(self, machine: Machine) -> None:
-        self.machine = machine
-        self.later = False
+    def __init__(self, old: Machine, config: MachineConfig, memory: GuestMemory) -> None:
+        self._machine: Machine | None = None
+        self._errors: list[BaseException] = []
+        self._closer = self._start(old.close)
+        self._builder = self._start(lambda: setattr(self, "_machine", Machine(config, memory=memory)))
 
-    def __enter__(self) -> "_Closing":
-        return self
+    def _start(self, work: Callable[[], None]) -> threading.Thread:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as e:      # raised again in the launching thread
+                self._errors.append(e)
+        t = threading.Thread(target=run, name="next-machine", daemon=True)
+        t.start()
+        return t
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if self.later and exc_type is None:
-            from .teardown import close_later
-            close_later(self.machine.close)
-        else:
-            self.machine.close()
+    def _raise(self) -> None:
+        if self._errors:
+            raise self._errors[0]
+
+    def result(self) -> Machine:
+        """The new machine, once built (the old one may still be closing)."""
+        self._builder.join()
+        self._raise()
+        m, self._machine = self._machine, None
+        return m
+
+    def closed(self) -> None:
+        """Wait until the old machine is closed."""
+        self._closer.join()
+        self._raise()
+
+    def discard(self) -> None:
+        """Wait for both threads; close the new machine unless result() handed it out."""
+        self._builder.join()
+        self._closer.join()
+        if self._machine is not None:
+            self._machine.close()
 
 
 def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, no_reboot: bool = False,
@@ -50,37 +77,53 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
     firmware until a vmfwupdate request replaces it. With no_reboot a plain reset ends the run; a reset that
     applies an update does not. on_machine is told which machine is current (for the stdin pump) and None
     at the end. close_later: the last machine is closed by vmm.teardown's thread, so the caller does not wait
-    for the kernel to destroy the VM (a machine that resets is closed here, before RAM is read again).
+    for the kernel to destroy the VM (a machine that resets is closed before the next firmware runs).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     quick = 0
     try:
         with GuestMemory(config.memory) as memory:
-            # make_plan runs once, for the first machine (m is bound by then)
-            firmware = Firmware(lambda: make_plan(m), config.memory, config.cpus, config.log)
+            first = Machine(config, memory=memory)
+            # make_plan runs once, for the first machine
+            firmware = Firmware(lambda: make_plan(first), config.memory, config.cpus, config.log)
+            m: Machine | None = first
+            following: NextMachine | None = None
+            later = False                       # the last machine goes to vmm.teardown
             try:
                 while True:
-                    m = Machine(config, memory=memory)
-                    with _Closing(m) as closing:
-                        m.load(firmware.plan())
-                        if on_machine:
-                            on_machine(m)
-                        started = time.monotonic()
-                        left = None if deadline is None else max(0.0, deadline - started)
-                        result = m.run(left)
-                        ran = time.monotonic() - started
-                        if on_machine:
-                            on_machine(None)
-                        request = m.vmfwupdate.pending() if m.vmfwupdate and result.outcome is Outcome.RESET else None
-                        closing.later = close_later and result.outcome is not Outcome.RESET
+                    m.load(firmware.plan())
+                    firmware.settle()           # an update's image copy is complete before anything runs
+                    if following is not None:
+                        following.closed()      # and the old machine is gone
+                        following = None
+                    if on_machine:
+                        on_machine(m)
+                    started = time.monotonic()
+                    left = None if deadline is None else max(0.0, deadline - started)
+                    result = m.run(left)
+                    ran = time.monotonic() - started
+                    if on_machine:
+                        on_machine(None)
                     if result.outcome is not Outcome.RESET:
+                        later = close_later
                         return result
-                    # Every vCPU thread has ended and the VM is closed: the guest cannot change the image any more
-                    # and nothing of the old boot writes RAM. (Reading it only now is also faster on a nested host:
-                    # while a VM that has run exists, every host page fault pays for it.)
-                    updated = request is not None and firmware.update(memory, *request)
+                    request = m.vmfwupdate.pending() if m.vmfwupdate else None
+                    if request is None and no_reboot:
+                        return result
+                    # Every vCPU thread has ended: the guest cannot change the image any more, and no vCPU of the
+                    # old VM runs again, so nothing of the old boot writes RAM while the image is read.
+                    following, m = NextMachine(m, config, memory), None
+                    try:
+                        updated = request is not None and firmware.update(memory, *request)
+                    except BaseException:
+                        following.discard()
+                        following = None
+                        raise
                     if not updated and no_reboot:
+                        following.discard()
+                        following = None
                         return result
+                    m = following.result()
                     # Counted by run time, not by resets per wall second: building a 64-vCPU machine can itself
                     # take longer than 1/20 s on a slow host, and the storm must end there too.
                     quick = quick + 1 if ran < QUICK_RESET else 0
@@ -94,8 +137,14 @@ def launch(config: MachineConfig, make_plan: Callable[[Machine], LoadPlan], *, n
                     else:
                         config.log(f"pyvmm: {first_line}; relaunching")
             finally:
+                if m is not None and later:
+                    from .teardown import close_later as close_off_thread
+                    close_off_thread(m.close)
+                elif m is not None:
+                    m.close()
+                if following is not None:
+                    following.discard()
                 firmware.close()
     finally:
         if on_machine:
             on_machine(None)
-

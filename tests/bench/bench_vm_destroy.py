@@ -1,0 +1,87 @@
+"""What closing a finished VM costs, and which in-kernel device it goes to (alternating rounds, same process).
+
+Usage: python tests/bench/bench_vm_destroy.py [--runs 15]
+Closing a VM's last file descriptor makes Linux destroy it (virt/kvm/kvm_main.c kvm_destroy_vm) before close()
+returns, and at process exit before the parent's wait returns: that is most of the time between a guest's last
+byte and the end of a `pyvmm` process. Cells, each closed right after it is built:
+  * pyvmm: a Machine that ran the hello guest to its debug exit (Machine.close: vCPUs, VM, guest RAM);
+  * vm: a bare VM with the in-kernel irqchip, 64 MiB of RAM in one slot and one vCPU (what pyvmm has, less the PIT);
+  * vm + pit: the same with KVM_CREATE_PIT2, as pyvmm creates it (arch/x86/kvm/i8254.c: its worker thread is
+    stopped and its port devices unregistered on destroy).
+Prints medians (min-max) in ms and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import mmap
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from kvm import Kvm  # noqa: E402
+from loaders.flat import flat_plan  # noqa: E402
+from tests.guests.build import build  # noqa: E402
+from vmm.machine import Machine, MachineConfig  # noqa: E402
+from vmm.pc_layout import PC  # noqa: E402
+
+RAM = 64 << 20
+
+
+def close_machine(image: bytes) -> float:
+    """ms spent in Machine.close() after the guest ran to its debug exit."""
+    m = Machine(MachineConfig(memory=RAM, serial_out=lambda b: None))
+    try:
+        m.load(flat_plan(image))
+        assert m.run(60).status == 1
+    finally:
+        t0 = time.perf_counter()
+        m.close()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def close_vm(kvm: Kvm, pit: bool) -> float:
+    """ms spent closing a bare VM (irqchip, RAM, one vCPU; the PIT if asked) that never ran."""
+    ram = mmap.mmap(-1, RAM)
+    anchor = ctypes.c_char.from_buffer(ram)
+    vm = kvm.create_vm()
+    try:
+        vm.set_tss_addr(PC.tss_addr)
+        vm.create_irqchip()
+        if pit:
+            vm.create_pit2()
+        vm.add_memory(0, RAM, ctypes.addressof(anchor))
+        vm.create_vcpu(0)
+    finally:
+        t0 = time.perf_counter()
+        vm.close()
+        took = time.perf_counter() - t0
+        del anchor
+        ram.close()
+    return took * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=15)
+    a = ap.parse_args()
+    image = build("outloop.S", defines={"COUNT": 1, "PORT": 0x80})
+    cells = {"pyvmm Machine.close() after a run": [], "vm (irqchip, RAM, vCPU)": [], "vm + pit": []}
+    with Kvm() as kvm:
+        for _ in range(a.runs):
+            cells["pyvmm Machine.close() after a run"].append(close_machine(image))
+            cells["vm (irqchip, RAM, vCPU)"].append(close_vm(kvm, False))
+            cells["vm + pit"].append(close_vm(kvm, True))
+    print(f"close() of a finished VM, {a.runs} alternating rounds, ms: median (min-max); "
+          f"load average {os.getloadavg()[0]:.2f}")
+    for label, xs in cells.items():
+        print(f"  {label:36} {statistics.median(xs):7.2f} ({min(xs):.2f}-{max(xs):.2f})")
+
+
+if __name__ == "__main__":
+    main()
