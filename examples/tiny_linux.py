@@ -4,14 +4,14 @@
     python examples/tiny_linux.py --runs 5 --qemu time pyvmm and QEMU -M microvm side by side, alternating
 
 The kernel comes from Debian's linux-source-6.1 (apt-get install linux-source-6.1 flex bison bc libelf-dev
-libssl-dev busybox-static): tinyconfig plus a 64-bit serial console, initramfs, ACPI, kvmclock and the PVH
-entry; no modules, PCI, network, block or JUMP_LABEL. On a KVM that emulates guest ring-0 code (the development
-machines' kvm_pvm) two instructions the emulator lacks are taken out of the source: the INT3 self-test in
-alternative_instructions() and the FWAIT in fpu__drop(); the kernel words in EMULATOR_WORDS keep the kernel off
+libssl-dev busybox-static): tinyconfig plus a 64-bit serial console, initramfs, ACPI, kvmclock, the PVH entry and
+PCI (ACPICA needs it); no modules, network, block or JUMP_LABEL. On a KVM that emulates guest ring-0 code (the
+development machines' kvm_pvm) two instructions the emulator lacks are taken out of the source: the INT3 self-test
+in alternative_instructions() and the FWAIT in fpu__drop(); the kernel words in EMULATOR_WORDS keep the kernel off
 the rest (xsave, popcnt, cmpxchg16b...). The initramfs is written by loaders.linux.cpio (no root needed for
-/dev/console): /init prints PYVMM-BOOT-OK and powers off. Where guest user mode cannot run (kvm_pvm) the
-furthest a kernel gets is `Run /init as init process`, then `Attempted to kill init`; with panic=-1 reboot=k it
-resets through the i8042 and pyvmm --no-reboot exits 0.
+/dev/console): /init prints PYVMM-BOOT-OK and powers off. Where guest user mode cannot run (kvm_pvm) the furthest a
+kernel gets is `Run /init as init process`, then `Attempted to kill init`; with panic=-1 reboot=k it resets through
+the i8042 and pyvmm --no-reboot exits 0.
 """
 
 from __future__ import annotations
@@ -38,13 +38,17 @@ CACHE = Path(os.environ.get("PYVMM_TINY_LINUX_CACHE", Path.home() / ".cache" / "
 BUILD_PACKAGES = ["linux-source-6.1", "flex", "bison", "bc", "libelf-dev", "libssl-dev", "busybox-static", "make",
                   "gcc", "xz-utils"]
 
-# Options on top of tinyconfig: what a serial-console, initramfs-only, ACPI, KVM guest needs; no more.
+# Options on top of tinyconfig: what a serial-console, initramfs-only, ACPI, KVM guest needs; no more. PCI is one of
+# them: Linux 6.1's ACPICA installs a default PCI_Config region handler before it loads any table, and without
+# CONFIG_PCI (no ACPI_PCI_CONFIGURED, include/acpi/platform/aclinux.h) that install fails with AE_BAD_PARAMETER
+# (drivers/acpi/acpica/evhandler.c) and the kernel prints "ACPI: Unable to load the System Description Tables"
+# whatever the tables say.
 ENABLE = ["64BIT", "PRINTK", "PRINTK_TIME", "EARLY_PRINTK", "TTY", "SERIAL_8250", "SERIAL_8250_CONSOLE",
           "BLK_DEV_INITRD", "RD_GZIP", "BINFMT_ELF", "BINFMT_SCRIPT", "PROC_FS", "SYSFS", "DEVTMPFS", "TMPFS",
           "SHMEM", "MULTIUSER", "FUTEX", "POSIX_TIMERS", "FILE_LOCKING", "EPOLL", "SIGNALFD", "TIMERFD", "EVENTFD",
-          "HYPERVISOR_GUEST", "PARAVIRT", "KVM_GUEST", "PVH", "X86_MPPARSE", "ACPI", "KERNEL_LZ4"]
+          "HYPERVISOR_GUEST", "PARAVIRT", "KVM_GUEST", "PVH", "X86_MPPARSE", "ACPI", "KERNEL_LZ4", "PCI"]
 DISABLE = ["RD_BZIP2", "RD_LZMA", "RD_XZ", "RD_LZO", "RD_LZ4", "RD_ZSTD", "ACPI_PROCESSOR", "ACPI_FAN",
-           "ACPI_THERMAL", "ACPI_BUTTON", "ACPI_VIDEO", "PCI", "NET", "BLOCK", "MODULES", "JUMP_LABEL",
+           "ACPI_THERMAL", "ACPI_BUTTON", "ACPI_VIDEO", "NET", "BLOCK", "MODULES", "JUMP_LABEL",
            "RANDOMIZE_BASE", "RELOCATABLE", "DEBUG_KERNEL", "KALLSYMS", "FTRACE", "SWAP", "SUSPEND", "HIBERNATION",
            "KERNEL_GZIP", "KERNEL_XZ"]
 VALUES = {"SERIAL_8250_NR_UARTS": "1", "SERIAL_8250_RUNTIME_UARTS": "1"}
@@ -126,7 +130,7 @@ def build_kernel(log=print, edits: list = SOURCE_EDITS) -> tuple[Path, Path]:
     log(f"tiny-linux: building the kernel with {os.cpu_count()} jobs")
     make(f"-j{os.cpu_count() or 1}", "bzImage")
     text = (tree / ".config").read_text()
-    for o in ("PVH", "SERIAL_8250_CONSOLE", "ACPI", "BLK_DEV_INITRD"):
+    for o in ("PVH", "SERIAL_8250_CONSOLE", "ACPI", "PCI", "BLK_DEV_INITRD"):
         if f"CONFIG_{o}=y" not in text:
             raise RuntimeError(f"the kernel config lost CONFIG_{o} (olddefconfig dropped it)")
     shutil.copy(tree / "arch/x86/boot/bzImage", bz.with_suffix(".tmp"))

@@ -45,6 +45,9 @@ def test_tiny_kernel_reaches_init(images, kind, memory, cpus):
     assert int(usable[-1][1], 16) == (int(memory[:-1]) << 20) - 1
     assert "found SMP MP-table at [mem 0x0009fc00-0x0009fc0f]" in out       # no seconds-long scan for one
     assert "ACPI: RSDP 0x0000000000014000" in out and "ACPI: Using ACPI (MADT)" in out
+    # ACPICA loaded pyvmm's DSDT and enabled the interpreter (the PCI_Config handler needs CONFIG_PCI).
+    assert "Unable to load the System Description Tables" not in out and "ACPI Error" not in out, out[-3000:]
+    assert "ACPI: Interpreter enabled" in out, out[-3000:]
     assert "Unpacking initramfs..." in out and re.search(r"Freeing initrd memory: \d+K", out)
     # The hand-over itself: the kernel ran /init. Only what follows it counts as /init's doing.
     assert tiny_linux.RUN_INIT in out, out[-3000:]
