@@ -6,8 +6,8 @@ On the development machines (kvm_pvm, ring-0 code emulated) the kernel prints it
 map, ACPI tables and CPUs within the first minutes. The int3 of its live code patching, where KVM's emulator gives
 up (and QEMU stops), is finished by pyvmm (vmm/emulate); with `-p 1 --timeout 540` at commit e7d9f22 it was still
 booting at the timeout, in driver initialisation ("ledtrig-cpu: registered" at 358 s of kernel time, 540 s of
-wall time, load average about 1.5). The kernel words below keep it off the instructions KVM's emulator lacks
-that pyvmm does not finish either (AVX, and the rest of the clearcpuid list).
+wall time, load average about 1.5). The kernel words below (noxsave, clearcpuid=...) still keep it off CPU
+features whose instructions KVM's emulator here lacks, which makes the boot shorter.
 """
 
 from __future__ import annotations
