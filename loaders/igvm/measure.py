@@ -116,6 +116,29 @@ def _area_pages(size: int) -> int:
     return max(1, -(-size // PAGE_SIZE))
 
 
+def _platform_directives(f: m.IgvmFile, bit: int, res: Measurement):
+    """(directive, parameter area sizes so far) for each directive a measurement of platform `bit` records, in file
+    order: parameter areas are only noted (their inserts are measured), other platforms' directives skipped, and
+    shared pages counted, never measured."""
+    areas: dict[int, int] = {}
+    for d in f.directives:
+        if m.is_a(d, "ParameterArea"):
+            areas[d.parameter_area_index] = d.number_of_bytes
+            continue
+        mask = getattr(d, "compatibility_mask", None)
+        if mask is not None and not mask & bit:
+            continue
+        if m.is_a(d, "PageData") and d.flags & _SHARED:
+            res.count("shared (not measured)", 512 if d.flags & _IS_2MB else 1)
+            continue
+        yield d, areas
+
+
+def _insert_gpas(d, areas: dict[int, int]) -> range:
+    """The GPAs of the pages a PARAMETER_INSERT places (its area's size, at least one page)."""
+    return range(d.gpa, d.gpa + _area_pages(areas.get(d.parameter_area_index, PAGE_SIZE)) * PAGE_SIZE, PAGE_SIZE)
+
+
 def snp_launch_digest(f: m.IgvmFile, vcpus: int = 1, native_zero: bool = False) -> Measurement:
     """The SEV-SNP launch digest of `f`'s SEV_SNP directives in file order, for `vcpus` vCPUs."""
     if vcpus < 1:
@@ -126,20 +149,11 @@ def snp_launch_digest(f: m.IgvmFile, vcpus: int = 1, native_zero: bool = False) 
         res.notes.append("the file has no GUEST_POLICY for SEV-SNP: a real launch needs one (the igvm crate "
                          "refuses to measure such a file)")
     ld = res.digest
-    areas: dict[int, int] = {}
     vmsa_vps: set[int] = set()
+    in_file = {d.vp_index for d in f.directives if m.is_a(d, "VpContext") and d.compatibility_mask & bit}
     bsp_vmsa: bytes | None = None
-    for d in f.directives:
-        if m.is_a(d, "ParameterArea"):
-            areas[d.parameter_area_index] = d.number_of_bytes
-            continue
-        mask = getattr(d, "compatibility_mask", None)
-        if mask is not None and not mask & bit:
-            continue
+    for d, areas in _platform_directives(f, bit, res):
         if m.is_a(d, "PageData"):
-            if d.flags & _SHARED:
-                res.count("shared (not measured)", 512 if d.flags & _IS_2MB else 1)
-                continue
             for gpa, chunk in _pages(d):
                 if d.data_type == PageDataType.SECRETS:
                     typ, contents = PAGE_TYPE_SECRETS, _NO_CONTENTS
@@ -155,8 +169,8 @@ def snp_launch_digest(f: m.IgvmFile, vcpus: int = 1, native_zero: bool = False) 
                 ld = snp_extend(ld, contents, typ, gpa)
                 res.count("normal (zeroes)" if contents is _ZERO_PAGE_SHA384 else PAGE_TYPE_NAMES[typ])
         elif m.is_a(d, "ParameterInsert"):
-            for i in range(_area_pages(areas.get(d.parameter_area_index, PAGE_SIZE))):
-                ld = snp_extend(ld, _NO_CONTENTS, PAGE_TYPE_UNMEASURED, d.gpa + i * PAGE_SIZE)
+            for gpa in _insert_gpas(d, areas):
+                ld = snp_extend(ld, _NO_CONTENTS, PAGE_TYPE_UNMEASURED, gpa)
                 res.count("unmeasured")
         elif m.is_a(d, "VpContext"):
             if d.vp_index >= vcpus or d.vp_index in vmsa_vps:
@@ -164,14 +178,15 @@ def snp_launch_digest(f: m.IgvmFile, vcpus: int = 1, native_zero: bool = False) 
                     res.notes.append(f"VMSA of VP {d.vp_index} not measured: the launch has {vcpus} vCPU(s)")
                 continue
             page = _page_bytes(d.data)
+            page_hash = hashlib.sha384(page).digest()
             vmsa_vps.add(d.vp_index)
-            ld = snp_extend(ld, hashlib.sha384(page).digest(), PAGE_TYPE_VMSA, d.gpa)
+            ld = snp_extend(ld, page_hash, PAGE_TYPE_VMSA, d.gpa)
             res.count("vmsa")
             if d.vp_index == 0:
                 bsp_vmsa = page
-                missing = [i for i in range(1, vcpus) if not _has_vmsa(f, bit, i)]
+                missing = [i for i in range(1, vcpus) if i not in in_file]
                 for _ in missing:
-                    ld = snp_extend(ld, hashlib.sha384(page).digest(), PAGE_TYPE_VMSA, d.gpa)
+                    ld = snp_extend(ld, page_hash, PAGE_TYPE_VMSA, d.gpa)
                     res.count("vmsa")
                 if missing:
                     res.notes.append(f"{len(missing)} vCPU(s) have no VMSA in the file: measured as copies of "
@@ -182,10 +197,6 @@ def snp_launch_digest(f: m.IgvmFile, vcpus: int = 1, native_zero: bool = False) 
         res.notes.append("the file has no SEV-SNP VMSA for VP 0")
     res.digest = ld
     return res
-
-
-def _has_vmsa(f: m.IgvmFile, bit: int, vp: int) -> bool:
-    return any(m.is_a(d, "VpContext") and d.compatibility_mask & bit and d.vp_index == vp for d in f.directives)
 
 
 # --- TDX ----------------------------------------------------------------------------------
@@ -207,18 +218,8 @@ def tdx_mrtd(f: m.IgvmFile) -> Measurement:
     bit = _platform(f, Platform.TDX).compatibility_mask
     res = Measurement(Platform.TDX, b"")
     h = hashlib.sha384()
-    areas: dict[int, int] = {}
-    for d in f.directives:
-        if m.is_a(d, "ParameterArea"):
-            areas[d.parameter_area_index] = d.number_of_bytes
-            continue
-        mask = getattr(d, "compatibility_mask", None)
-        if mask is not None and not mask & bit:
-            continue
+    for d, areas in _platform_directives(f, bit, res):
         if m.is_a(d, "PageData"):
-            if d.flags & _SHARED:
-                res.count("shared (not measured)", 512 if d.flags & _IS_2MB else 1)
-                continue
             for gpa, chunk in _pages(d):
                 h.update(tdx_page_add_block(gpa))
                 res.count("PAGE.ADD")
@@ -229,8 +230,8 @@ def tdx_mrtd(f: m.IgvmFile) -> Measurement:
                     h.update(tdx_mr_extend_blocks(gpa + off, page[off:off + _MR_EXTEND_CHUNK]))
                 res.count("MR.EXTEND", PAGE_SIZE // _MR_EXTEND_CHUNK)
         elif m.is_a(d, "ParameterInsert"):
-            for i in range(_area_pages(areas.get(d.parameter_area_index, PAGE_SIZE))):
-                h.update(tdx_page_add_block(d.gpa + i * PAGE_SIZE))
+            for gpa in _insert_gpas(d, areas):
+                h.update(tdx_page_add_block(gpa))
                 res.count("PAGE.ADD")
     res.digest = h.digest()
     return res
