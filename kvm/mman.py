@@ -5,7 +5,6 @@ is exported; here the owner decides when a mapping dies and no fd outlives the v
 """
 
 import ctypes
-import os
 
 from .errors import KvmError
 from .ioctl import _libc
@@ -31,7 +30,6 @@ MADV_NOHUGEPAGE = 15
 MADV_POPULATE_WRITE = 23      # Linux 5.14+
 PAGE = 4096
 HUGE_PAGE = 2 << 20
-PAGE = 4096
 
 
 class HostMapping:

@@ -10,8 +10,8 @@ out the same way, as version 1).
 from __future__ import annotations
 
 from .errors import LoadError
+from .x86 import FOUR_GIB
 
-FOUR_GIB = 1 << 32
 ROM_UNIT = 64 << 10          # QEMU refuses a -bios file whose size is not a multiple of 64 KiB
 ROM_MAX = 16 << 20           # the 16 MiB below 4 GiB that firmware may occupy (edk2's SEC looks no lower)
 

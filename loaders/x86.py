@@ -11,6 +11,7 @@ CR4_PAE = 1 << 5
 EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE = 1, 1 << 8, 1 << 10, 1 << 11
 MSR_PAT, MSR_MTRR_DEF_TYPE = 0x277, 0x2FF      # Intel SDM vol. 4, table 2-2
 MTRR_DEF_TYPE_ENABLE = 1 << 11                 # IA32_MTRR_DEF_TYPE.E
+FOUR_GIB = 1 << 32                             # the reset vector's page ends here; firmware windows end here
 
 # Flat segments in the 16-bit attribute form (type | S | DPL | P | AVL | L | DB | G).
 CODE64 = 0xA09B   # execute/read, accessed, present, L, G

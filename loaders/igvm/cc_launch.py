@@ -23,6 +23,7 @@ from __future__ import annotations
 from ..errors import IgvmError, LoadError
 from ..plan import LoadPlan, Segment, VpState
 from ..record import replace
+from ..x86 import FOUR_GIB
 from . import model as m
 from .constants import PAGE_SIZE, PageDataFlags, PageDataType, Platform
 from .load import igvm_plan
@@ -48,7 +49,6 @@ TDX_GPAW = 48
 TDX_RESET_PAGE = 0xFFFFF000
 # A TDX image's pages from here to 4 GiB (the x86 firmware window: 16 MiB, above the local APIC) get RAM mapped
 # there, in 2 MiB steps; pages elsewhere must lie in the machine's RAM.
-FOUR_GIB = 1 << 32
 TOP_WINDOW_START = FOUR_GIB - (16 << 20)
 TOP_WINDOW_ALIGN = 2 << 20
 
