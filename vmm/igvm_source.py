@@ -30,6 +30,17 @@ class PreparedIgvm:
     host: object          # loaders.igvm.parameters.HostInfo
     firmware_window: int = 0   # bytes of firmware window ending at 4 GiB the file's pages need (vmm.firmware)
 
+    def targets(self) -> list[tuple[int, int]]:
+        """Where the plan may write: the machine's RAM, the firmware window and a TDX image's RAM below 4 GiB."""
+        return load_targets(self.host.ram, self.firmware_window, self.plan.top_ram)
+
+
+def load_targets(ram: list[tuple[int, int]], window: int, top_ram: int) -> list[tuple[int, int]]:
+    """(gpa, size) ranges a plan is checked against: RAM, the firmware window ending at 4 GiB, RAM below 4 GiB."""
+    from .firmware import FOUR_GIB
+    return ram + ([(FOUR_GIB - window, window)] if window else []) + \
+        ([(MMIO_HOLE_END - top_ram, top_ram)] if top_ram else [])
+
 
 def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = None,
                  platform: str | None = None, raw: bytes | None = None) -> PreparedIgvm:
@@ -38,7 +49,7 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
     from loaders.igvm.load import choose_platform, igvm_plan
     from loaders.igvm.parameters import fill_parameters
 
-    from .firmware import FOUR_GIB, window_for
+    from .firmware import window_for
     from .host import host_info
     from .files import read_file
     if raw is None:
@@ -53,9 +64,8 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
             plan = igvm_plan(f, chosen)
         host = host_info(memory, cpus, cmdline)
         window = 0 if plan.top_ram else window_for([(start, end) for start, end, _ in plan.ranges()])
-        targets = host.ram + ([(FOUR_GIB - window, window)] if window else [])   # a TDX image's RAM is no ROM
         # every claimed size against the machine's RAM (and a TDX image's RAM below 4 GiB), before anything is filled
-        plan.check(targets + ([(MMIO_HOLE_END - plan.top_ram, plan.top_ram)] if plan.top_ram else []))
+        plan.check(load_targets(host.ram, window, plan.top_ram))   # a TDX image's RAM is no ROM: no window then
         fill_parameters(plan, host)
         if spec.type == "uefi":
             from loaders.uefi.typed import apply_uefi

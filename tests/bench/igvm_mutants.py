@@ -1,8 +1,8 @@
 """Mutation campaign over the IGVM launch path: mutate sample files, push each through read, dump, plan, fill
 and check, and count what ends badly.
 
-Usage: python tests/bench/igvm_mutants.py [--count 20000] [--seed 1] [--save DIR] [--memory-limit MiB]
-       [--launch-every K] [--no-trace]
+Usage: python tests/bench/igvm_mutants.py [--count 20000] [--start 0] [--seed 1] [--save DIR] [--memory-limit MiB]
+       [--launch-every K] [--no-trace] [--seconds S]
 
 Every mutant must either plan or raise LoadError (IgvmError is one); anything else is a crash. A mutant that
 takes over --slow seconds is slow; one whose traced allocations exceed the file's size plus --max-alloc MiB
@@ -11,8 +11,12 @@ MemoryError crash instead of swapping the host. Mutations: bytes set or flipped,
 most of them, one field of one header set to an edge value (0, all ones, 2^64-4096, 2^42, 0x7FFFF000, the
 file's size, ...) with the checksum fixed so the value reaches the rules past the CRC.
 Each mutant is planned for a random typed form (none, linux, uefi) and platform choice (the file's default,
-native, vsm_isolation). With --launch-every K, one accepted 64 MiB mutant in K is also launched in a real VM
-(tests/bench/mutant_launch.py): it must end with a documented status. --no-trace skips tracemalloc (about twice
+native, vsm_isolation, sev_snp, tdx), and the filled plan is checked against where the launch would let it write
+(RAM, the firmware window, a TDX image's RAM below 4 GiB). With --launch-every K, one accepted 64 MiB mutant in K
+is also launched in a real VM (tests/bench/mutant_launch.py): it must end with a documented status.
+Mutant N is a pure function of (--seed, N): it draws from its own random.Random((seed << 32) | N), so
+`--start S --count C` runs exactly mutants S..S+C-1 of that seed (with the same launch choices) whatever ran
+before; a campaign can be resumed after mutant N, or split over processes by index range, and the counts added. --no-trace skips tracemalloc (about twice
 as fast; the greedy check and the traced peak are then not measured, max RSS still is).
 Prints counts and the first few crashes; --save writes every crashing, slow or greedy mutant to DIR.
 """
@@ -119,7 +123,7 @@ def run_one(raw: bytes, memory: int, cpus: int, typ: str | None, platform: str |
     except LoadError:
         return "refused"
     plan_lines(prepared)
-    prepared.plan.check(prepared.host.ram)
+    prepared.plan.check(prepared.targets())
     if launched is not None:
         from mutant_launch import launch_mutant
         launch_mutant(prepared.plan, memory, cpus, launched)
@@ -129,6 +133,7 @@ def run_one(raw: bytes, memory: int, cpus: int, typ: str | None, platform: str |
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=20000)
+    ap.add_argument("--start", type=int, default=0, help="index of the first mutant (default 0)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--slow", type=float, default=1.0, help="seconds that make a mutant slow (default 1)")
     ap.add_argument("--max-alloc", type=int, default=64, help="MiB beyond the file's size (default 64)")
@@ -141,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     limit = args.memory_limit << 20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    rng = random.Random(args.seed)
+    if not 0 <= args.start and args.start + args.count <= 1 << 32:
+        ap.error("mutant indices must lie in 0..2^32-1")
     pool = seeds()
+    names = sorted(pool)
     parsed = {name: header_bodies(raw) for name, raw in pool.items()}
     outcomes: Counter = Counter()
     crashes: Counter = Counter()
@@ -158,26 +165,29 @@ def main(argv: list[str] | None = None) -> int:
         tracemalloc.start()
     t_start = time.monotonic()
     done = 0
-    for n in range(args.count):
+    for n in range(args.start, args.start + args.count):
         if args.seconds and time.monotonic() - t_start > args.seconds:
             break
-        if n and n % 10000 == 0:
-            print(f"  {n} mutants, {time.monotonic() - t_start:.0f} s: " +
+        if done and done % 10000 == 0:
+            print(f"  {done} mutants (next {n}), {time.monotonic() - t_start:.0f} s: " +
                   ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())), flush=True)
-        done = n + 1
-        name = rng.choice(sorted(pool))
+        done += 1
+        rng = random.Random((args.seed << 32) | n)
+        name = rng.choice(names)
         raw = mutate(rng, pool[name], parsed[name])
         memory = rng.choice((64 << 20, 1 << 30, 5 << 30))
         typ = rng.choice((None, None, None, "linux", "uefi"))
-        platform = rng.choice((None, None, "native", "vsm_isolation"))
-        launch = args.launch_every and memory == 64 << 20 and rng.randrange(args.launch_every) == 0
+        platform = rng.choice((None, None, "native", "vsm_isolation", "sev_snp", "tdx"))
+        cpus = rng.choice((1, 4))
+        pick = rng.random()      # drawn for every mutant, so --launch-every changes no mutant, only which launch
+        launch = args.launch_every and memory == 64 << 20 and pick * args.launch_every < 1
         if trace:
             tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0] if trace else 0
         t0 = time.perf_counter()
         kind = ""
         try:
-            outcomes[run_one(raw, memory, rng.choice((1, 4)), typ, platform, launches if launch else None)] += 1
+            outcomes[run_one(raw, memory, cpus, typ, platform, launches if launch else None)] += 1
         except Exception as e:  # noqa: BLE001 - the point: anything but LoadError is a finding
             tb = traceback.extract_tb(e.__traceback__)[-1]
             key = f"{type(e).__name__} at {Path(tb.filename).name}:{tb.lineno}"
@@ -201,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if trace:
         tracemalloc.stop()
     took = time.monotonic() - t_start
-    print(f"{done} mutants (seed {args.seed}) in {took:.1f} s: " +
+    print(f"{done} mutants (seed {args.seed}, {args.start}..{args.start + done - 1}) in {took:.1f} s: " +
           ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
     print(f"slowest {slowest[0] * 1000:.1f} ms ({slowest[1]}); largest traced peak {peak_max / 2**20:.1f} MiB; "
           f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
