@@ -84,6 +84,8 @@ def mutate(rng: random.Random, seed: bytes, hs: list[tuple[int, int]]) -> bytes:
     b = bytearray(seed)
     fix = rng.random() < 0.9
     for _ in range(rng.choice((1, 1, 1, 2, 3))):
+        if not b:       # cut to nothing by an earlier step: the empty file is the mutant
+            break
         op = rng.random()
         if op < 0.6 and hs:
             edit_field(rng, b, hs)
