@@ -294,3 +294,21 @@ def test_dump_hashes_a_blob_named_by_many_headers_once():
     assert time.process_time() - t < 1      # hashing 4 GiB takes several seconds; one MiB, milliseconds
     want = {"size": 1 << 20, "sha256": hashlib.sha256(blob).hexdigest()}
     assert [d["initial_data"] for d in info["directives"]] == [want] * 4000
+
+
+def test_required_ram_under_the_firmware_alias_is_refused_before_a_vm_exists():
+    """A page in the firmware window below 4 GiB gives the machine a window, and with it the ROM alias at
+    0xE0000-0x100000 (QEMU's isa-bios) cut out of RAM; a file that also requires RAM across the alias used to be
+    planned and then refused by Machine.load, after the VM was built (found by tests/bench/igvm_mutants.py)."""
+    from loaders.igvm.pack import pack_flat_image
+    from vmm.igvm_source import IgvmSpec, prepare_igvm
+
+    def prepare(load_addr: int, required: tuple[int, int]):
+        raw = pack_flat_image(b"\xf4" * 64, load_addr=load_addr, required_memory=(required,))
+        return prepare_igvm(IgvmSpec("f.igvm"), 64 << 20, 1, raw=raw)
+    with pytest.raises(LoadError, match=r"requires RAM at 0x0-0x400000"):
+        prepare(0xFFFFF000, (0, 0x400000))
+    with pytest.raises(LoadError, match=r"requires RAM at 0xe0000-0xe1000"):
+        prepare(0xFFFFF000, (0xE0000, 0x1000))
+    assert prepare(0xFFFFF000, (0, 0xE0000)).firmware_window == 0x10000   # below the alias: fine
+    assert prepare(0x100000, (0, 0x400000)).firmware_window == 0           # no window, no alias: RAM throughout

@@ -36,10 +36,14 @@ class PreparedIgvm:
 
 
 def load_targets(ram: list[tuple[int, int]], window: int, top_ram: int) -> list[tuple[int, int]]:
-    """(gpa, size) ranges a plan is checked against: RAM, the firmware window ending at 4 GiB, RAM below 4 GiB."""
-    from .firmware import FOUR_GIB
-    return ram + ([(FOUR_GIB - window, window)] if window else []) + \
-        ([(MMIO_HOLE_END - top_ram, top_ram)] if top_ram else [])
+    """(gpa, size) ranges a plan is checked against, as the machine will have them (Machine.load_ranges): RAM,
+    less the firmware's alias below 1 MiB when there is a window, the window ending at 4 GiB, RAM below 4 GiB."""
+    if window:
+        from .firmware import FOUR_GIB, ram_slots
+        from .pc_layout import PC
+        ram = [(g, n) for g, n, _ in ram_slots([(g, n, 0) for g, n in ram], PC.low_rom_alias)]
+        ram.append((FOUR_GIB - window, window))
+    return ram + ([(MMIO_HOLE_END - top_ram, top_ram)] if top_ram else [])
 
 
 def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = None,

@@ -128,7 +128,7 @@ def run_one(raw: bytes, memory: int, cpus: int, typ: str | None, platform: str |
     prepared.plan.check(prepared.targets())
     if launched is not None:
         from mutant_launch import launch_mutant
-        launch_mutant(prepared.plan, memory, cpus, launched)
+        launch_mutant(prepared.plan, memory, cpus, launched, prepared.firmware_window)
     return "planned"
 
 

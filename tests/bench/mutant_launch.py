@@ -15,11 +15,14 @@ from loaders.errors import LoadError
 LAUNCH_TIMEOUT = 1.0        # seconds a mutant may run; most mutants' code is garbage that faults or halts sooner
 
 
-def launch_mutant(plan, memory: int, cpus: int, counts: Counter) -> int:
-    """Run `plan` once (no relaunch on reset) for at most LAUNCH_TIMEOUT seconds; returns and counts the status."""
+def launch_mutant(plan, memory: int, cpus: int, counts: Counter, firmware_window: int = 0) -> int:
+    """Run `plan` once (no relaunch on reset) for at most LAUNCH_TIMEOUT seconds; returns and counts the status.
+
+    `firmware_window` is what vmm.igvm_source.prepare_igvm found the file's pages need below 4 GiB, as the CLI
+    passes it; without it a plan with pages there is refused at load."""
     from vmm.launch import launch
     from vmm.machine import MachineConfig
-    cfg = MachineConfig(memory=memory, cpus=cpus)
+    cfg = MachineConfig(memory=memory, cpus=cpus, firmware_window=firmware_window)
     cfg.log = lambda line: None
     try:
         result = launch(cfg, lambda machine: plan, no_reboot=True, timeout=LAUNCH_TIMEOUT)
