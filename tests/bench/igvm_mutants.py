@@ -112,7 +112,7 @@ def mutate(rng: random.Random, seed: bytes, hs: list[tuple[int, int]]) -> bytes:
 
 
 def run_one(raw: bytes, memory: int, cpus: int, typ: str | None, platform: str | None = None,
-            launched: Counter | None = None) -> str:
+            launched: Counter | None = None, messages: dict[str, str] | None = None) -> str:
     """'planned' or 'refused'; anything else propagates (a crash). With `launched`, the plan also runs in a VM."""
     from vmm.igvm_source import IgvmSpec, prepare_igvm
     from vmm.plan_text import plan_lines
@@ -128,7 +128,7 @@ def run_one(raw: bytes, memory: int, cpus: int, typ: str | None, platform: str |
     prepared.plan.check(prepared.targets())
     if launched is not None:
         from mutant_launch import launch_mutant
-        launch_mutant(prepared.plan, memory, cpus, launched, prepared.firmware_window)
+        launch_mutant(prepared.plan, memory, cpus, launched, prepared.firmware_window, messages)
     return "planned"
 
 
@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if save:
         save.mkdir(parents=True, exist_ok=True)
     launches: Counter = Counter()
+    launch_notes: dict[str, str] = {}      # the first message of each launch status but timeout and reset
     trace = not args.no_trace
     if trace:
         tracemalloc.start()
@@ -189,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         kind = ""
         try:
-            outcomes[run_one(raw, memory, cpus, typ, platform, launches if launch else None)] += 1
+            known = len(launch_notes)
+            outcomes[run_one(raw, memory, cpus, typ, platform, launches if launch else None, launch_notes)] += 1
+            if len(launch_notes) > known:
+                key = next(reversed(launch_notes))
+                launch_notes[key] = f"mutant {n} of {name}: {launch_notes[key]}"
         except Exception as e:  # noqa: BLE001 - the point: anything but LoadError is a finding
             tb = traceback.extract_tb(e.__traceback__)[-1]
             key = f"{type(e).__name__} at {Path(tb.filename).name}:{tb.lineno}"
@@ -220,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     if launches:
         print(f"launched {sum(launches.values())} accepted mutants in VMs: " +
               ", ".join(f"{k} {v}" for k, v in sorted(launches.items())))
+        for key, text in launch_notes.items():
+            print(f"  first {key}: {text}")
     for key, count in crashes.most_common():
         print(f"  {count:6d}  {key}\n          e.g. {examples[key]}")
     return 1 if crashes or outcomes["slow"] or outcomes["greedy"] else 0
