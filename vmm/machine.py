@@ -22,7 +22,7 @@ from chipset.uart16550 import Uart16550
 from kvm import Kvm, KvmError, Vcpu, install_kick_handler
 from kvm.ioctl import run_ioctl, thread_errno
 from kvm.uapi import (IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, PAGE_SIZE,
-                      PIO_PAGE_OFFSET, Cap, ExitReason, Ioctl, MpState, SystemEvent, exit_reason_name, field_offset,
+                      IO_IN, IO_OUT, PIO_PAGE_OFFSET, Cap, ExitReason, Ioctl, MpState, SystemEvent, exit_reason_name, field_offset,
                       kvm_run)
 from loaders.elf_symbols import Symbols
 from loaders.errors import LoadError
@@ -57,6 +57,9 @@ RUN_IO_SIZE = _run_index("u.io.size", 1)
 RUN_IO_PORT = _run_index("u.io.port", 2)
 RUN_IO_COUNT = _run_index("u.io.count", 4)
 RUN_IO_DATA_OFFSET = _run_index("u.io.data_offset", 8)
+RUN_IO_SHAPE = _run_index("u.io.direction", 1) // 2   # u16: direction | size << 8 (size is the next byte)
+if RUN_IO_SIZE != RUN_IO_DIRECTION + 1 or RUN_IO_DIRECTION % 2:
+    raise AssertionError("kvm_run.u.io: direction and size are not one aligned u16")
 PIO_DATA = PIO_PAGE_OFFSET * PAGE_SIZE   # where KVM puts KVM_EXIT_IO data (data_offset)
 
 
@@ -493,6 +496,8 @@ class Machine:
         IMMEDIATE_EXIT, EXIT_REASON, DIRECTION, SIZE, PORT, COUNT, DATA_OFFSET = (
             RUN_IMMEDIATE_EXIT, RUN_EXIT_REASON, RUN_IO_DIRECTION, RUN_IO_SIZE, RUN_IO_PORT, RUN_IO_COUNT,
             RUN_IO_DATA_OFFSET)
+        SHAPE = RUN_IO_SHAPE                # direction | size << 8 in one u16 read
+        DATA = PIO_DATA
         single = {(PIO_DATA << 3) | n: page[PIO_DATA:PIO_DATA + n] for n in (1, 2, 4)}   # one 1/2/4-byte access
         fd, run, RUN = vcpu.fd, run_ioctl, int(Ioctl.RUN)   # plain ints: run_ioctl has no argtypes
         errno_now = thread_errno()          # this vCPU thread's errno, read after a KVM_RUN that failed
@@ -501,12 +506,18 @@ class Machine:
             pio = self._first_exit_noted(pio)
         table, seen = self.bus.lookup_tables()
         one = single[(PIO_DATA << 3) | 1]
-        # The inline path below takes accesses of size ONE; with --trace milestones every exit goes through pio()
-        # (wrapped above), so ONE is a size no access has.
-        ONE = 1 if self.config.milestones is None else 0
+        # The inline path below takes one-byte accesses of these shapes; with --trace milestones every exit goes
+        # through pio() (wrapped above), so the shapes are ones no access has.
+        OUT1, IN1 = (IO_OUT | 1 << 8, IO_IN | 1 << 8) if self.config.milestones is None else (-1, -1)
         stopping = self._stop.is_set
-        ring = self._ring.head if self._ring is not None else None   # the coalesced ring's (first, last), or None
-        drain, transmit = (self._ring.drain_bytes, self.uart.transmit) if ring is not None else (None, None)
+        # The coalesced ring's (first, last) read as one u64: nothing is pending while it equals `drained`, the
+        # value it had after this loop's last drain (first == last there; a drain by another thread, or an entry
+        # KVM appended, changes it). Without a ring, a zero word that never changes.
+        if self._ring is not None:
+            ring, drain, transmit = self._ring.head.cast("B").cast("Q"), self._ring.drain_bytes, self.uart.transmit
+        else:
+            ring, drain, transmit = memoryview(bytearray(8)).cast("Q"), None, None
+        drained = -1
         IO = ExitReason.IO
         index, want_sample, samples = vcpu.index, self._want_sample, self.rip_samples[vcpu.index]
         exits = 0
@@ -528,27 +539,32 @@ class Machine:
                         samples.append(vcpu.get_regs().rip)
                     continue
                 exits += 1
-                if ring is not None and ring[0] != ring[1]:
+                if ring[0] != drained:
                     drain(transmit)
-                reason = u32[EXIT_REASON]
-                if reason == IO:
+                    drained = ring[0]
+                if u32[EXIT_REASON] == IO:
+                    # One 1-byte access, most port exits: the bus's table inline, no call into the bus (what
+                    # PortBus.pio does for it); the bus reports a new port. Its data is at DATA, where x86 KVM
+                    # always puts it (data_offset = KVM_PIO_PAGE_OFFSET * PAGE_SIZE, Linux arch/x86/kvm/x86.c).
+                    shape = u16[SHAPE]
                     port = u16[PORT]
-                    if page[SIZE] == ONE and u32[COUNT] == 1 and u64[DATA_OFFSET] == PIO_DATA:
-                        # One 1-byte access, most port exits: the bus's table inline, no call into the bus (what
-                        # PortBus.pio does for it, a third less user CPU per exit); the bus reports a new port.
-                        entry = table[port]
-                        if page[DIRECTION]:
+                    if u32[COUNT] == 1:
+                        if shape == OUT1:
+                            entry = table[port]
                             if entry is not None:
-                                entry[0].io_write(entry[1], 1, page[PIO_DATA])
+                                entry[0].io_write(entry[1], 1, page[DATA])
                             elif port not in seen:
                                 pio(port, 1, 1, True, one)
-                        elif entry is not None:
-                            page[PIO_DATA] = entry[0].io_read(entry[1], 1) & 0xFF
-                        else:
-                            page[PIO_DATA] = 0xFF
-                            if port not in seen:
-                                pio(port, 1, 1, False, one)
-                        continue
+                            continue
+                        if shape == IN1:
+                            entry = table[port]
+                            if entry is not None:
+                                page[DATA] = entry[0].io_read(entry[1], 1) & 0xFF
+                            else:
+                                page[DATA] = 0xFF
+                                if port not in seen:
+                                    pio(port, 1, 1, False, one)
+                            continue
                     size = page[SIZE]
                     count = u32[COUNT]
                     off = u64[DATA_OFFSET]
@@ -559,7 +575,7 @@ class Machine:
                             raise KvmError("KVM_RUN", errno.EFAULT, f"I/O data {off:#x}+{size * count} past kvm_run")
                         view = page[off:end]
                     pio(port, size, count, page[DIRECTION], view)
-                elif self._exit(vcpu, reason):
+                elif self._exit(vcpu, u32[EXIT_REASON]):
                     break
         finally:
             del ring
