@@ -40,6 +40,11 @@ class PortBus:
         for i in range(length):
             self._table[base + i] = (device, i)
 
+    @property
+    def reports_unknown(self) -> bool:
+        """Whether an unclaimed port is reported (on_unknown given); if not, a run loop need not tell the bus of one."""
+        return self._on_unknown is not None
+
     def lookup_tables(self) -> tuple[list[tuple[PortDevice, int] | None], set[int]]:
         """The port table (port -> (device, offset) or None) and the set of unclaimed ports already reported,
         for a run loop that handles one-byte accesses inline: read-only to it; a port not in the set goes

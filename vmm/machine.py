@@ -486,30 +486,36 @@ class Machine:
                 self._pause.leave()
 
     def _vcpu_loop(self, vcpu: Vcpu) -> None:
-        """The hot path: KVM_RUN, drain the serial ring, dispatch port I/O; everything else goes to _exit()."""
+        """The hot path: KVM_RUN, drain the serial ring, dispatch port I/O; everything else goes to _exit().
+
+        A single port access costs what the floor loop of tests/bench/bench_exits.py costs (the ctypes call, the
+        exit reason, the port) plus three kvm_run reads and the device's method: all else is bound before the loop,
+        and every `if` in it jumps a short way (an EXTENDED_ARG between a compare and its jump keeps CPython 3.11
+        from specializing the compare)."""
         vcpu.attach_thread()
         # kvm_run read through typed views of its page (an index is cheaper than a ctypes .value), at the RUN_*
         # indexes above. They are locals, so they are released when the loop ends, before the page is unmapped.
         page = vcpu.page.view
-        page_len = len(page)
-        u16, u32, u64 = page.cast("H"), page.cast("I"), page.cast("Q")
-        IMMEDIATE_EXIT, EXIT_REASON, DIRECTION, SIZE, PORT, COUNT, DATA_OFFSET = (
-            RUN_IMMEDIATE_EXIT, RUN_EXIT_REASON, RUN_IO_DIRECTION, RUN_IO_SIZE, RUN_IO_PORT, RUN_IO_COUNT,
-            RUN_IO_DATA_OFFSET)
-        SHAPE = RUN_IO_SHAPE                # direction | size << 8 in one u16 read
-        DATA = PIO_DATA
-        single = {(PIO_DATA << 3) | n: page[PIO_DATA:PIO_DATA + n] for n in (1, 2, 4)}   # one 1/2/4-byte access
+        u16, u32 = page.cast("H"), page.cast("I")
+        EXIT_REASON, PORT, COUNT, SHAPE, DATA = RUN_EXIT_REASON, RUN_IO_PORT, RUN_IO_COUNT, RUN_IO_SHAPE, PIO_DATA
         fd, run, RUN = vcpu.fd, run_ioctl, int(Ioctl.RUN)   # plain ints: run_ioctl has no argtypes
         errno_now = thread_errno()          # this vCPU thread's errno, read after a KVM_RUN that failed
         pio = self.bus.pio
+        table, seen = self.bus.lookup_tables()
+        report = self.bus.reports_unknown   # else an unclaimed port needs no call into the bus (it reports nothing)
+        # The inline paths below take single accesses (count 1) of these shapes (direction | size << 8): one byte,
+        # and two or four bytes as (view, index, size, mask, is_write); the bus's table inline, no call into the
+        # bus. Their data is at DATA, where x86 KVM always puts it (data_offset = KVM_PIO_PAGE_OFFSET * PAGE_SIZE,
+        # Linux arch/x86/kvm/x86.c). With --trace milestones every exit goes through pio() (wrapped to note the
+        # first), so the shapes are ones no access has.
+        OUT1, IN1 = IO_OUT | 1 << 8, IO_IN | 1 << 8
+        wide = {}
+        for d in (IO_IN, IO_OUT):
+            for n, v in ((2, u16), (4, u32)):
+                wide[d | n << 8] = (v, DATA // n, n, (1 << 8 * n) - 1, d == IO_OUT)
         if self.config.milestones is not None:
             pio = self._first_exit_noted(pio)
-        table, seen = self.bus.lookup_tables()
-        one = single[(PIO_DATA << 3) | 1]
-        # The inline path below takes one-byte accesses of these shapes; with --trace milestones every exit goes
-        # through pio() (wrapped above), so the shapes are ones no access has.
-        OUT1, IN1 = (IO_OUT | 1 << 8, IO_IN | 1 << 8) if self.config.milestones is None else (-1, -1)
-        stopping = self._stop.is_set
+            OUT1, IN1, wide = -1, -1, {}
         # The coalesced ring's (first, last) read as one u64: nothing is pending while it equals `drained`, the
         # value it had after this loop's last drain (first == last there; a drain by another thread, or an entry
         # KVM appended, changes it). Without a ring, a zero word that never changes.
@@ -519,68 +525,93 @@ class Machine:
             ring, drain, transmit = memoryview(bytearray(8)).cast("Q"), None, None
         drained = -1
         IO = ExitReason.IO
-        index, want_sample, samples = vcpu.index, self._want_sample, self.rip_samples[vcpu.index]
         exits = 0
         try:
             # The stop flag is read only when KVM_RUN was interrupted: request_stop() sets it before it kicks every
             # vCPU, and a kick sets immediate_exit first, so a stopped vCPU's next KVM_RUN always fails with EINTR.
             while True:
                 if run(fd, RUN, 0) < 0:
-                    err = errno_now[0]
-                    if err not in (errno.EINTR, errno.EAGAIN):
-                        raise KvmError("KVM_RUN", err)
-                    page[IMMEDIATE_EXIT] = 0
-                    if stopping():
+                    if self._interrupted(vcpu, page, errno_now[0]):
                         break
-                    if self._pause is not None and self._pause.requested:
-                        self._pause.park()      # another vCPU runs an emulated locked instruction
-                    if want_sample[index]:
-                        want_sample[index] = False
-                        samples.append(vcpu.get_regs().rip)
                     continue
                 exits += 1
                 if ring[0] != drained:
                     drain(transmit)
                     drained = ring[0]
-                if u32[EXIT_REASON] == IO:
-                    # One 1-byte access, most port exits: the bus's table inline, no call into the bus (what
-                    # PortBus.pio does for it); the bus reports a new port. Its data is at DATA, where x86 KVM
-                    # always puts it (data_offset = KVM_PIO_PAGE_OFFSET * PAGE_SIZE, Linux arch/x86/kvm/x86.c).
-                    shape = u16[SHAPE]
-                    port = u16[PORT]
-                    if u32[COUNT] == 1:
-                        if shape == OUT1:
-                            entry = table[port]
-                            if entry is not None:
-                                entry[0].io_write(entry[1], 1, page[DATA])
-                            elif port not in seen:
-                                pio(port, 1, 1, True, one)
-                            continue
-                        if shape == IN1:
-                            entry = table[port]
-                            if entry is not None:
-                                page[DATA] = entry[0].io_read(entry[1], 1) & 0xFF
-                            else:
-                                page[DATA] = 0xFF
-                                if port not in seen:
-                                    pio(port, 1, 1, False, one)
-                            continue
-                    size = page[SIZE]
-                    count = u32[COUNT]
-                    off = u64[DATA_OFFSET]
-                    view = single.get((off << 3) | size) if count == 1 else None
-                    if view is None:
-                        end = off + size * count
-                        if end > page_len:
-                            raise KvmError("KVM_RUN", errno.EFAULT, f"I/O data {off:#x}+{size * count} past kvm_run")
-                        view = page[off:end]
-                    pio(port, size, count, page[DIRECTION], view)
-                elif self._exit(vcpu, u32[EXIT_REASON]):
-                    break
+                if u32[EXIT_REASON] != IO:
+                    if self._exit(vcpu, u32[EXIT_REASON]):
+                        break
+                    continue
+                shape = u16[SHAPE]
+                port = u16[PORT]
+                if u32[COUNT] != 1:
+                    self._port_string(page, port, pio)
+                    continue
+                if shape == OUT1:
+                    entry = table[port]
+                    if entry is not None:
+                        dev, off = entry
+                        dev.io_write(off, 1, page[DATA])
+                    elif report and port not in seen:
+                        pio(port, 1, 1, True, page[DATA:DATA + 1])
+                    continue
+                if shape == IN1:
+                    entry = table[port]
+                    if entry is not None:
+                        dev, off = entry
+                        page[DATA] = dev.io_read(off, 1) & 0xFF
+                    else:
+                        page[DATA] = 0xFF
+                        if report and port not in seen:
+                            pio(port, 1, 1, False, page[DATA:DATA + 1])
+                    continue
+                access = wide.get(shape)
+                if access is None:
+                    self._port_string(page, port, pio)
+                    continue
+                view, i, size, mask, write = access
+                entry = table[port]
+                if entry is not None:
+                    dev, off = entry
+                    if write:
+                        dev.io_write(off, size, view[i])
+                    else:
+                        view[i] = dev.io_read(off, size) & mask
+                    continue
+                if not write:
+                    view[i] = mask
+                if report and port not in seen:
+                    pio(port, size, 1, write, page[DATA:DATA + size])
         finally:
             del ring
             vcpu.detach_thread()
             self.exit_counts[vcpu.index] = exits
+
+    def _interrupted(self, vcpu: Vcpu, page: memoryview, err: int) -> bool:
+        """KVM_RUN failed with errno err: a kick (EINTR, or EAGAIN) unless something is wrong. True when this vCPU
+        must stop; else it parks while another vCPU runs an emulated locked instruction and notes its RIP when a
+        sample was asked for."""
+        if err not in (errno.EINTR, errno.EAGAIN):
+            raise KvmError("KVM_RUN", err)
+        page[RUN_IMMEDIATE_EXIT] = 0
+        if self._stop.is_set():
+            return True
+        if self._pause is not None and self._pause.requested:
+            self._pause.park()
+        if self._want_sample[vcpu.index]:
+            self._want_sample[vcpu.index] = False
+            self.rip_samples[vcpu.index].append(vcpu.get_regs().rip)
+        return False
+
+    @staticmethod
+    def _port_string(page: memoryview, port: int, pio: Callable) -> None:
+        """A port exit the inline paths do not take (a string access, count > 1; every one with --trace
+        milestones): through the bus, on the data where kvm_run says it is, checked to lie within kvm_run."""
+        size, count, off = page[RUN_IO_SIZE], page.cast("I")[RUN_IO_COUNT], page.cast("Q")[RUN_IO_DATA_OFFSET]
+        end = off + size * count
+        if end > len(page):
+            raise KvmError("KVM_RUN", errno.EFAULT, f"I/O data {off:#x}+{size * count} past kvm_run")
+        pio(port, size, count, page[RUN_IO_DIRECTION], page[off:end])
 
     def _first_exit_noted(self, pio):
         """The bus's pio() that notes the reset-vector milestone at the first port exit (--trace milestones)."""
