@@ -84,6 +84,7 @@ def test_bus_dispatch_unknown_ports_and_string_io():
     assert buf == b"\xff" * 4
     b.pio(0x1234, 1, 1, True, memoryview(bytearray(b"\0")))
     assert seen == [(0x1234, False, 4)]          # logged once, on first touch
+    assert b.reports_unknown and not PortBus().reports_unknown   # the run loop skips the bus for none
     b.pio(0x3F8, 1, 5, True, memoryview(bytearray(b"hello")))   # rep outsb
     assert out == b"hello"
     lsr = bytearray(3)
