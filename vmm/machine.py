@@ -58,6 +58,8 @@ RUN_IO_PORT = _run_index("u.io.port", 2)
 RUN_IO_COUNT = _run_index("u.io.count", 4)
 RUN_IO_DATA_OFFSET = _run_index("u.io.data_offset", 8)
 RUN_IO_SHAPE = _run_index("u.io.direction", 1) // 2   # u16: direction | size << 8 (size is the next byte)
+RUN_MMIO_DATA = _run_index("u.mmio.data", 8)
+RUN_MMIO_IS_WRITE = _run_index("u.mmio.is_write", 1)
 if RUN_IO_SIZE != RUN_IO_DIRECTION + 1 or RUN_IO_DIRECTION % 2:
     raise AssertionError("kvm_run.u.io: direction and size are not one aligned u16")
 PIO_DATA = PIO_PAGE_OFFSET * PAGE_SIZE   # where KVM puts KVM_EXIT_IO data (data_offset)
@@ -496,8 +498,9 @@ class Machine:
         # kvm_run read through typed views of its page (an index is cheaper than a ctypes .value), at the RUN_*
         # indexes above. They are locals, so they are released when the loop ends, before the page is unmapped.
         page = vcpu.page.view
-        u16, u32 = page.cast("H"), page.cast("I")
+        u16, u32, i64 = page.cast("H"), page.cast("I"), page.cast("q")   # i64: all-ones is -1, a cached int
         EXIT_REASON, PORT, COUNT, SHAPE, DATA = RUN_EXIT_REASON, RUN_IO_PORT, RUN_IO_COUNT, RUN_IO_SHAPE, PIO_DATA
+        MMIO_DATA, MMIO_IS_WRITE = RUN_MMIO_DATA, RUN_MMIO_IS_WRITE
         fd, run, RUN = vcpu.fd, run_ioctl, int(Ioctl.RUN)   # plain ints: run_ioctl has no argtypes
         errno_now = thread_errno()          # this vCPU thread's errno, read after a KVM_RUN that failed
         pio = self.bus.pio
@@ -516,6 +519,10 @@ class Machine:
         if self.config.milestones is not None:
             pio = self._first_exit_noted(pio)
             OUT1, IN1, wide = -1, -1, {}
+        # MMIO that reaches the VMM claims nothing: a read gives all-ones, a write is ignored. Inline unless _exit()
+        # has more to do: note a milestone, trace the address, or see whether a write hit the firmware ROM.
+        MMIO = ExitReason.MMIO if self.config.milestones is None and "exits" not in self.config.trace else -1
+        rom = self.window is not None
         # The coalesced ring's (first, last) read as one u64: nothing is pending while it equals `drained`, the
         # value it had after this loop's last drain (first == last there; a drain by another thread, or an entry
         # KVM appended, changes it). Without a ring, a zero word that never changes.
@@ -539,7 +546,14 @@ class Machine:
                     drain(transmit)
                     drained = ring[0]
                 if u32[EXIT_REASON] != IO:
-                    if self._exit(vcpu, u32[EXIT_REASON]):
+                    reason = u32[EXIT_REASON]
+                    if reason == MMIO:
+                        if not page[MMIO_IS_WRITE]:
+                            i64[MMIO_DATA] = -1
+                            continue
+                        if not rom:
+                            continue
+                    if self._exit(vcpu, reason):
                         break
                     continue
                 shape = u16[SHAPE]
