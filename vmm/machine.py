@@ -1,4 +1,4 @@
-"""The machine: one KVM VM with RAM, in-kernel irqchip and PIT, the chipset, and one thread per vCPU.
+"""The machine: one KVM VM with RAM, in-kernel irqchip and PIT (made at first use), the chipset, one thread a vCPU.
 
 A Machine runs once. A guest reset ends the run with Outcome.RESET; relaunching (a fresh Machine on the same
 guest RAM, loaded from the same plan or from a vmfwupdate image) is the caller's decision, see vmm.launch.
@@ -123,6 +123,7 @@ class MachineConfig:
     debugcon: Callable[[bytes], None] | None = None     # --debugcon: port 0x402's sink; None: the port is unassigned
     milestones: object | None = None                    # vmm.milestones.Milestones (--trace milestones)
     vmfwupdate: bool = True                             # the etc/vmfwupdate fw_cfg file (--no-vmfwupdate: False)
+    lazy_pit: bool = True                               # in-kernel PIT at the first access to it (vmm.lazy_pit)
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
 
@@ -130,6 +131,7 @@ class Machine:
     """A VM ready to load a plan and run; a context manager that releases every fd and mapping."""
 
     window = None                  # vmm.firmware.FirmwareWindow, with --bios or a firmware IGVM
+    _lazy_pit = None               # vmm.lazy_pit.LazyPit until the guest's first PIT access (MachineConfig.lazy_pit)
 
     def __init__(self, config: MachineConfig, kvm: Kvm | None = None, memory: GuestMemory | None = None) -> None:
         """memory: guest RAM to run on (kept by the caller across resets); None: fresh RAM owned by this machine."""
@@ -175,9 +177,14 @@ class Machine:
         self._add_memory()
         vm.create_irqchip()
         vm.set_gsi_routing(pc_gsi_routes())
-        vm.create_pit2()
 
         self.bus = PortBus(on_unknown=self._on_unknown_port if "exits" in cfg.trace else None)
+        self._lazy_pit = None
+        if cfg.lazy_pit:
+            from .lazy_pit import LazyPit
+            self._lazy_pit = LazyPit(vm, self.bus, self._read_guest)
+        else:
+            vm.create_pit2()
         out = cfg.serial_out or (lambda data: None)
         if cfg.milestones is not None:
             def out(data: bytes, sink=out, watch=cfg.milestones.serial) -> None:
@@ -188,7 +195,10 @@ class Machine:
         self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, status.OK,
                                                            "guest reset through the i8042"),
                            irq=vm.irq_line, line=PC.i8042_irq)
-        self.bus.register(PC.i8042_port, PC.i8042_ports, self.i8042, "i8042")
+        # Its data and status/command ports only: port 0x61, between them, is the PIT's (vmm.lazy_pit).
+        self.bus.register(PC.i8042_port, 1, self.i8042, "i8042")
+        status_port = PC.i8042_ports - 1
+        self.bus.register(PC.i8042_port + status_port, 1, self.i8042, "i8042 status/command", offset=status_port)
         self.debug_exit = DebugExit(on_exit=lambda value: self.request_stop(Outcome.EXIT, value))
         self.bus.register(PC.debug_exit_port, 1, self.debug_exit, "debug-exit")
         self._add_platform_devices()
@@ -219,6 +229,16 @@ class Machine:
         if ring_page and kvm.check_extension(Cap.COALESCED_PIO):
             vm.register_coalesced(PC.com1_port, 1, pio=True)
             self._ring = vm.open_coalesced_ring(ring_page)
+
+    def _read_guest(self, gpa: int, size: int) -> bytes | None:
+        """Guest-physical bytes (RAM or the firmware window), None outside them."""
+        guest = self.guest
+        return guest.read(gpa, size) if guest is not None and guest.contains(gpa, size) else None
+
+    @property
+    def pit_created(self) -> bool:
+        """Whether the VM has the in-kernel PIT yet (with lazy_pit, once the guest touched ports 0x40-0x43/0x61)."""
+        return self._lazy_pit is None or self._lazy_pit.created
 
     def _add_memory(self) -> None:
         """RAM slots, and with firmware the read-only window ending at 4 GiB plus its alias below 1 MiB (the RAM
