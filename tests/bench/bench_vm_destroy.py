@@ -4,9 +4,11 @@ Usage: python tests/bench/bench_vm_destroy.py [--runs 15]
 Closing a VM's last file descriptor makes Linux destroy it (virt/kvm/kvm_main.c kvm_destroy_vm) before close()
 returns, and at process exit before the parent's wait returns: that is most of the time between a guest's last
 byte and the end of a `pyvmm` process. Cells, each closed right after it is built:
-  * pyvmm: a Machine that ran the hello guest to its debug exit (Machine.close: vCPUs, VM, guest RAM);
+  * pyvmm: a Machine that ran a guest that never touches the PIT to its debug exit (Machine.close: vCPUs, VM,
+    guest RAM), so without the in-kernel PIT (vmm/lazy_pit.py creates it at a guest's first access to its ports);
+  * pyvmm, eager PIT: the same with MachineConfig(lazy_pit=False), the PIT made with the VM (pyvmm before);
   * vm: a bare VM with the in-kernel irqchip, 64 MiB of RAM in one slot and one vCPU (what pyvmm has, less the PIT);
-  * vm + pit: the same with KVM_CREATE_PIT2, as pyvmm creates it (arch/x86/kvm/i8254.c: its worker thread is
+  * vm + pit: the same with KVM_CREATE_PIT2 (arch/x86/kvm/i8254.c: its worker thread is
     stopped and its port devices unregistered on destroy).
 Prints medians (min-max) in ms and the load average.
 """
@@ -33,9 +35,9 @@ from vmm.pc_layout import PC  # noqa: E402
 RAM = 64 << 20
 
 
-def close_machine(image: bytes) -> float:
+def close_machine(image: bytes, lazy_pit: bool = True) -> float:
     """ms spent in Machine.close() after the guest ran to its debug exit."""
-    m = Machine(MachineConfig(memory=RAM, serial_out=lambda b: None))
+    m = Machine(MachineConfig(memory=RAM, serial_out=lambda b: None, lazy_pit=lazy_pit))
     try:
         m.load(flat_plan(image))
         assert m.run(60).status == 1
@@ -71,10 +73,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=15)
     a = ap.parse_args()
     image = build("outloop.S", defines={"COUNT": 1, "PORT": 0x80})
-    cells = {"pyvmm Machine.close() after a run": [], "vm (irqchip, RAM, vCPU)": [], "vm + pit": []}
+    cells = {"pyvmm Machine.close() after a run": [], "pyvmm, eager PIT": [], "vm (irqchip, RAM, vCPU)": [],
+             "vm + pit": []}
     with Kvm() as kvm:
         for _ in range(a.runs):
             cells["pyvmm Machine.close() after a run"].append(close_machine(image))
+            cells["pyvmm, eager PIT"].append(close_machine(image, lazy_pit=False))
             cells["vm (irqchip, RAM, vCPU)"].append(close_vm(kvm, False))
             cells["vm + pit"].append(close_vm(kvm, True))
     print(f"close() of a finished VM, {a.runs} alternating rounds, ms: median (min-max); "
