@@ -15,14 +15,16 @@ another instruction (Documentation/virt/kvm/api.rst, "immediate_exit"). So the v
   2. creates the PIT (once, under a lock: several vCPUs may exit on these ports at the same time);
   3. puts back the registers it had at the exit (KVM_SET_REGS, and the STI/MOV SS interrupt shadow that the
      skip cleared), so the same instruction runs again, now handled in the kernel: KVM does the access
-     itself, reads included (a counter's value, port 0x61's OUT2 and refresh bits, the stale byte a read of
-     0x43 leaves), with no model of the 8254 in pyvmm.
-A port exit whose instruction KVM's emulator already retired (a string OUTS: x86_emulate_instruction writes
-the registers back before it exits for an OUT) leaves the registers unchanged in step 1; its bytes are then
-applied with KVM_GET_PIT2, the 8254 write model below (i8254.c pit_ioport_write, speaker_ioport_write) and
-KVM_SET_PIT2. KVM_SET_PIT2 restarts every counter from its count (a restart that a control word alone would
-not do, visible only to a guest that then waits 55 ms without loading channel 0's count), and that model
-counts channel 0's elapsed time from 0, which is exact for a channel 0 nobody has loaded yet.
+     itself, reads included (a counter's value, port 0x61's OUT2 and refresh bits), with no 8254 model.
+When step 1 changes no register, KVM had finished the instruction before it exited: a KVM that exits for an
+OUT with RIP already past it (the development host's does, while it completes an IN as above), or a string
+OUTS that KVM's emulator retired (x86_emulate_instruction writes the registers back before it exits for an
+OUT). A one-byte OUT is then found behind RIP (E6 ib or EE; RIP moves back over it) and runs again in the
+kernel. Anything else (OUTS, a 2- or 4-byte OUT) is applied with KVM_GET_PIT2, the 8254 write model below
+(i8254.c pit_ioport_write, speaker_ioport_write) and KVM_SET_PIT2. KVM_SET_PIT2 restarts every counter from
+its count (a restart that a control word alone would not do: visible only to a guest that then waits 55 ms
+without loading channel 0's count), and the model counts channel 0's elapsed time from 0, which is exact for
+a channel 0 nobody has loaded yet.
 
 The vCPU run loop is unchanged (no per-exit work): the ports are plain bus devices, and after creation KVM
 claims every access they can see except shapes the in-kernel PIT never takes (say a 2-byte access at 0x43:
@@ -105,9 +107,9 @@ class LazyPit:
             self.apply_writes(port, size, data)
 
     def _out_behind(self, vcpu, regs, port: int) -> int:
-        """Length of the one-byte OUT to `port` that ends at RIP (E6 ib: 2, EE with DX = port: 1), or 0. Some
-        KVMs (this one among them) exit for an OUT with RIP already past it. Neither form can be misread here:
-        no PIT port is 0xEE, and an OUTS that KVM retired ends in 6E."""
+        """Length of the one-byte OUT to `port` that ends at RIP (E6 ib: 2, EE with DX = port: 1), or 0. Neither
+        can be misread: no PIT port is 0xEE, an OUTS that KVM retired ends in 6E, and a prefix (66, REX) does
+        not change a one-byte OUT, so running it again without one is the same access."""
         if regs.rip < 2:
             return 0
         sregs = vcpu.get_sregs()
