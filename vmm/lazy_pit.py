@@ -16,15 +16,15 @@ another instruction (Documentation/virt/kvm/api.rst, "immediate_exit"). So the v
   3. puts back the registers it had at the exit (KVM_SET_REGS, and the STI/MOV SS interrupt shadow that the
      skip cleared), so the same instruction runs again, now handled in the kernel: KVM does the access
      itself, reads included (a counter's value, port 0x61's OUT2 and refresh bits), with no 8254 model.
-When step 1 changes no register, KVM had finished the instruction before it exited: a KVM that exits for an
-OUT with RIP already past it (the development host's does, while it completes an IN as above), or a string
-OUTS that KVM's emulator retired (x86_emulate_instruction writes the registers back before it exits for an
-OUT). A one-byte OUT is then found behind RIP (E6 ib or EE; RIP moves back over it) and runs again in the
-kernel. Anything else (OUTS, a 2- or 4-byte OUT) is applied with KVM_GET_PIT2, the 8254 write model below
-(i8254.c pit_ioport_write, speaker_ioport_write) and KVM_SET_PIT2. KVM_SET_PIT2 restarts every counter from
-its count (a restart that a control word alone would not do: visible only to a guest that then waits 55 ms
-without loading channel 0's count), and the model counts channel 0's elapsed time from 0, which is exact for
-a channel 0 nobody has loaded yet.
+When step 1 changes no register, KVM had finished the instruction before it exited: a KVM that exits for
+an OUT with RIP already past it (PVM's kvm_pvm, the development host's, does; it completes an IN as above),
+or a string OUTS that KVM's emulator retired (x86_emulate_instruction writes the registers back before it
+exits for an OUT). A one-byte OUT is then found behind RIP (E6 ib or EE; RIP moves back over it) and runs
+again in the kernel. Anything else (OUTS, a 2- or 4-byte OUT) is applied with KVM_GET_PIT2, the 8254 write
+model below (i8254.c pit_ioport_write, speaker_ioport_write) and KVM_SET_PIT2. KVM_SET_PIT2 restarts every
+counter from its count (a restart that a control word alone would not do: visible only to a guest that then
+waits 55 ms without loading channel 0's count), and the model counts channel 0's elapsed time from 0, which
+is exact for a channel 0 nobody has loaded yet.
 
 The vCPU run loop is unchanged (no per-exit work): the ports are plain bus devices, and after creation KVM
 claims every access they can see except shapes the in-kernel PIT never takes (say a 2-byte access at 0x43:
