@@ -54,6 +54,14 @@ def test_the_first_pit_access_has_its_effect(first, lazy):
     assert created
 
 
+def test_vcpus_racing_to_the_first_access_make_one_pit(guest):
+    """Four vCPUs read port 0x61 at once: one creates the PIT (a second KVM_CREATE_PIT2 would fail with EEXIST
+    and end the run), and every read comes from it."""
+    for _ in range(3):
+        r = guest("pit_smp.S", cpus=4, defines={"NCPUS": 4}, timeout=20)
+        assert r.status == OK, r.result
+
+
 def test_a_first_read_of_a_counter_reads_the_kernels_counter():
     """A first IN of channel 2's counter must come from the in-kernel PIT (counting down since its creation), not
     be lost: it reads 0 one time in 256, so of 4 fresh machines at least one reads nonzero, and every one reads
