@@ -123,6 +123,7 @@ class MachineConfig:
     debugcon: Callable[[bytes], None] | None = None     # --debugcon: port 0x402's sink; None: the port is unassigned
     milestones: object | None = None                    # vmm.milestones.Milestones (--trace milestones)
     vmfwupdate: bool = True                             # the etc/vmfwupdate fw_cfg file (--no-vmfwupdate: False)
+    split_gib_pages: bool | None = None                 # None: where KVM offers no 1 GiB pages (vmm.gib_split)
     lazy_pit: bool = True                               # in-kernel PIT at the first access to it (vmm.lazy_pit)
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
@@ -146,6 +147,7 @@ class Machine:
         self._own_memory = memory is None
         self.memory: GuestMemory | None = memory
         self.vmfwupdate = None          # chipset.vmfwupdate.VmFwUpdate when the machine has the device
+        self._split_map = None         # page directories that replace 1 GiB pages (vmm.gib_split)
         self.guest = None              # guest-physical reads: RAM, or RAM and the window (vmm.firmware.GuestView)
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
@@ -220,6 +222,9 @@ class Machine:
             fpu.fcw, fpu.mxcsr = 0x37F, 0x1F80
             v.set_fpu(fpu)
             setup_lapic(v)
+        # KVM's MMU takes PS in a PDPTE as a reserved bit unless the vCPU's CPUID has pdpe1gb (KVM's offer, less --cpu)
+        self._split_gib = cfg.split_gib_pages if cfg.split_gib_pages is not None else \
+            not any(e.function == 0x80000001 and e.edx >> 26 & 1 for e in self._cpuids[0])
         if cfg.cpus > 1:
             from .pause import VcpuPause
             self._pause = VcpuPause(vm.vcpus)
@@ -395,6 +400,8 @@ class Machine:
                 mem.write(gpa, snp_cpuid_table(template, self.cpuid_leaves()))
         if 0 not in plan.vps:
             raise LoadError("the load plan has no register state for VP 0")
+        if self._split_gib:
+            self._split_gib_pages(plan)
         for index, vp in sorted(plan.vps.items()):
             if index >= self.config.cpus:
                 continue   # a file may describe more VPs than the machine has
@@ -402,6 +409,40 @@ class Machine:
             apply_vp_state(vcpu, vp)
             if index:
                 vcpu.set_mp_state(MpState.RUNNABLE)
+
+    def _split_gib_pages(self, plan: LoadPlan) -> None:
+        """Rewrite the 1 GiB pages of the VPs' starting page tables as 2 MiB pages (vmm/gib_split.py), in page
+        directories mapped in a slot of their own above RAM and 4 GiB."""
+        from kvm.mman import HostMapping
+        from .gib_split import MAX_DIRECTORIES, PAGE, gib_entries, needs_split, pack_entry, plan_split
+        from .memory import GuestMemoryError
+        guest = self.guest
+
+        def read_page(gpa: int) -> bytes | None:
+            try:
+                return guest.read(gpa, PAGE)
+            except (GuestMemoryError, LoadError):
+                return None
+        entries: dict[int, int] = {}
+        for index, vp in plan.vps.items():
+            if index < self.config.cpus and needs_split(vp):
+                entries.update(gib_entries(read_page, vp.cr3, vp.cr4))
+        if not entries:
+            return
+        base = max([MMIO_HOLE_END] + [r.end for r in self.memory.regions])
+        base = (base + (2 << 20) - 1) & ~((2 << 20) - 1)
+        directories, writes, left = plan_split(sorted(entries.items()), base)
+        if self._split_map is None or self._split_map.size < len(directories):
+            if self._split_map is not None:
+                raise LoadError("the page directories for 1 GiB pages grew after the first load")
+            self._split_map = HostMapping(len(directories), what="mmap page directories for 1 GiB pages")
+            self.vm.add_memory(base, len(directories), self._split_map.addr)
+        self._split_map.view[:len(directories)] = directories
+        for gpa, value in writes:
+            guest.write(gpa, pack_entry(value))
+        if left:
+            self.config.log(f"pyvmm: {left} 1 GiB page(s) beyond the first {MAX_DIRECTORIES} left as they are: "
+                            "the guest faults if it uses them (KVM offers no 1 GiB pages)")
 
     def load_ranges(self) -> list[tuple[int, int]]:
         """Where a plan may write: RAM (less the ROM alias below 1 MiB) and the firmware window."""
@@ -687,6 +728,9 @@ class Machine:
         if self.window is not None:
             self.window.close()
             self.window = None
+        if self._split_map is not None:
+            self._split_map.close()
+            self._split_map = None
         if self._own_kvm and self.kvm is not None:
             self.kvm.close()
             self.kvm = None
