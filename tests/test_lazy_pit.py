@@ -44,11 +44,12 @@ def pit_view(state) -> tuple:
                           c.write_latch, c.rw_mode, c.mode, c.bcd, c.gate) for c in state.channels]
 
 
-@pytest.mark.parametrize("first", [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize("first", [1, 2, 3, 4, 5, 6, 9])
 @pytest.mark.parametrize("lazy", [True, False], ids=["lazy", "eager"])
 def test_the_first_pit_access_has_its_effect(first, lazy):
-    """pit_first.S: the first access is a control word (OUT, OUTSB), a 0x61 read (IN, INSB) or a gate write
-    (OUT, OUTSB); the guest then checks IRQ0, falling counts, 0x61's bits and OUT2 as a PC's PIT has them."""
+    """pit_first.S: the first access is a control word (OUT, OUTSB), a 0x61 read (IN, INSB, IN after STI) or a
+    gate write (OUT, OUTSB); the guest then checks IRQ0, falling counts, 0x61's bits and OUT2 as a PC's PIT has
+    them."""
     result, created, _ = run_guest("pit_first.S", lazy, {"FIRST": first})
     assert result.status == OK, result
     assert created

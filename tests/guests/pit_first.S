@@ -11,7 +11,8 @@
      FIRST=6: as 2, with the 0x61 read made by INSB;
      FIRST=7: a 2-byte OUT to 0x43 (no PIT device takes it), then exit;
      FIRST=8: IN of channel 2's counter (never loaded: counting down from 0x10000 since the PIT was made): fails
-              with 7 if it reads 0 (1 time in 256 it truly is; a lost read reads 0 every time). */
+              with 7 if it reads 0 (1 time in 256 it truly is; a lost read reads 0 every time);
+     FIRST=9: as 2, the IN right after STI (in its interrupt shadow, which pyvmm puts back when the IN runs again). */
 #ifndef FIRST
 #define FIRST 1
 #endif
@@ -86,8 +87,12 @@ handler:
     movl $0, (%rax)
     pop %rax
     iretq
-#elif FIRST == 2 || FIRST == 6
-#if FIRST == 2
+#elif FIRST == 2 || FIRST == 6 || FIRST == 9
+#if FIRST == 9
+    sti                         /* the IN runs in STI's interrupt shadow */
+    in $0x61, %al
+    cli
+#elif FIRST == 2
     in $0x61, %al
 #else
     lea buf(%rip), %rdi
