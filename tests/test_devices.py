@@ -101,6 +101,17 @@ def test_bus_rejects_overlaps_and_bad_ranges():
     assert [r[2] for r in b.registrations()] == ["i8042", "COM1"]
 
 
+def test_a_device_registered_in_parts_sees_its_own_offsets():
+    """The machine's i8042: its data port at 0x60 (offset 0), its status/command port at 0x64 (offset 4), and port
+    0x61 between them left to the PIT."""
+    b = PortBus()
+    b.register(0x60, 1, I8042(reset=lambda: None), "i8042")
+    b.register(0x64, 1, b.lookup_tables()[0][0x60][0], "i8042 status/command", offset=4)
+    assert b.read(0x64, 1) == 0x14                 # the status register (system flag, unlocked), not the data port
+    assert b.read(0x61, 1) == 0xFF
+    b.register(0x61, 1, PostCode(), "port 0x61")
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([0x3F8 + i for i in range(8)] + [0x60, 0x64, 0x61, 0x80, 0xF4]),
                           st.sampled_from([1, 2, 4]), st.booleans(), st.integers(0, 0xFFFFFFFF),

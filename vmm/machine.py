@@ -1,4 +1,4 @@
-"""The machine: one KVM VM with RAM, in-kernel irqchip and PIT, the chipset, and one thread per vCPU.
+"""The machine: one KVM VM with RAM, in-kernel irqchip and PIT (made at first use), the chipset, one thread a vCPU.
 
 A Machine runs once. A guest reset ends the run with Outcome.RESET; relaunching (a fresh Machine on the same
 guest RAM, loaded from the same plan or from a vmfwupdate image) is the caller's decision, see vmm.launch.
@@ -128,6 +128,8 @@ class MachineConfig:
     debugcon: Callable[[bytes], None] | None = None     # --debugcon: port 0x402's sink; None: the port is unassigned
     milestones: object | None = None                    # vmm.milestones.Milestones (--trace milestones)
     vmfwupdate: bool = True                             # the etc/vmfwupdate fw_cfg file (--no-vmfwupdate: False)
+    split_gib_pages: bool | None = None                 # None: where KVM offers no 1 GiB pages (vmm.gib_split)
+    lazy_pit: bool = True                               # in-kernel PIT at the first access to it (vmm.lazy_pit)
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
 
@@ -135,6 +137,7 @@ class Machine:
     """A VM ready to load a plan and run; a context manager that releases every fd and mapping."""
 
     window = None                  # vmm.firmware.FirmwareWindow, with --bios or a firmware IGVM
+    _lazy_pit = None               # vmm.lazy_pit.LazyPit until the guest's first PIT access (MachineConfig.lazy_pit)
 
     def __init__(self, config: MachineConfig, kvm: Kvm | None = None, memory: GuestMemory | None = None) -> None:
         """memory: guest RAM to run on (kept by the caller across resets); None: fresh RAM owned by this machine."""
@@ -149,6 +152,7 @@ class Machine:
         self._own_memory = memory is None
         self.memory: GuestMemory | None = memory
         self.vmfwupdate = None          # chipset.vmfwupdate.VmFwUpdate when the machine has the device
+        self._split_map = None         # page directories that replace 1 GiB pages (vmm.gib_split)
         self.guest = None              # guest-physical reads: RAM, or RAM and the window (vmm.firmware.GuestView)
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
@@ -180,9 +184,14 @@ class Machine:
         self._add_memory()
         vm.create_irqchip()
         vm.set_gsi_routing(pc_gsi_routes())
-        vm.create_pit2()
 
         self.bus = PortBus(on_unknown=self._on_unknown_port if "exits" in cfg.trace else None)
+        self._lazy_pit = None
+        if cfg.lazy_pit:
+            from .lazy_pit import LazyPit
+            self._lazy_pit = LazyPit(vm, self.bus, self._read_guest)
+        else:
+            vm.create_pit2()
         out = cfg.serial_out or (lambda data: None)
         if cfg.milestones is not None:
             def out(data: bytes, sink=out, watch=cfg.milestones.serial) -> None:
@@ -193,7 +202,10 @@ class Machine:
         self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, status.OK,
                                                            "guest reset through the i8042"),
                            irq=vm.irq_line, line=PC.i8042_irq)
-        self.bus.register(PC.i8042_port, PC.i8042_ports, self.i8042, "i8042")
+        # Its data and status/command ports only: port 0x61, between them, is the PIT's (vmm.lazy_pit).
+        self.bus.register(PC.i8042_port, 1, self.i8042, "i8042")
+        status_port = PC.i8042_ports - 1
+        self.bus.register(PC.i8042_port + status_port, 1, self.i8042, "i8042 status/command", offset=status_port)
         self.debug_exit = DebugExit(on_exit=lambda value: self.request_stop(Outcome.EXIT, value))
         self.bus.register(PC.debug_exit_port, 1, self.debug_exit, "debug-exit")
         self._add_platform_devices()
@@ -215,6 +227,9 @@ class Machine:
             fpu.fcw, fpu.mxcsr = 0x37F, 0x1F80
             v.set_fpu(fpu)
             setup_lapic(v)
+        # KVM's MMU takes PS in a PDPTE as a reserved bit unless the vCPU's CPUID has pdpe1gb (KVM's offer, less --cpu)
+        self._split_gib = cfg.split_gib_pages if cfg.split_gib_pages is not None else \
+            not any(e.function == 0x80000001 and e.edx >> 26 & 1 for e in self._cpuids[0])
         if cfg.cpus > 1:
             from .pause import VcpuPause
             self._pause = VcpuPause(vm.vcpus)
@@ -224,6 +239,16 @@ class Machine:
         if ring_page and kvm.check_extension(Cap.COALESCED_PIO):
             vm.register_coalesced(PC.com1_port, 1, pio=True)
             self._ring = vm.open_coalesced_ring(ring_page)
+
+    def _read_guest(self, gpa: int, size: int) -> bytes | None:
+        """Guest-physical bytes (RAM or the firmware window), None outside them."""
+        guest = self.guest
+        return guest.read(gpa, size) if guest is not None and guest.contains(gpa, size) else None
+
+    @property
+    def pit_created(self) -> bool:
+        """Whether the VM has the in-kernel PIT yet (with lazy_pit, once the guest touched ports 0x40-0x43/0x61)."""
+        return self._lazy_pit is None or self._lazy_pit.created
 
     def _add_memory(self) -> None:
         """RAM slots, and with firmware the read-only window ending at 4 GiB plus its alias below 1 MiB (the RAM
@@ -380,6 +405,8 @@ class Machine:
                 mem.write(gpa, snp_cpuid_table(template, self.cpuid_leaves()))
         if 0 not in plan.vps:
             raise LoadError("the load plan has no register state for VP 0")
+        if self._split_gib:
+            self._split_gib_pages(plan)
         for index, vp in sorted(plan.vps.items()):
             if index >= self.config.cpus:
                 continue   # a file may describe more VPs than the machine has
@@ -387,6 +414,40 @@ class Machine:
             apply_vp_state(vcpu, vp)
             if index:
                 vcpu.set_mp_state(MpState.RUNNABLE)
+
+    def _split_gib_pages(self, plan: LoadPlan) -> None:
+        """Rewrite the 1 GiB pages of the VPs' starting page tables as 2 MiB pages (vmm/gib_split.py), in page
+        directories mapped in a slot of their own above RAM and 4 GiB."""
+        from kvm.mman import HostMapping
+        from .gib_split import MAX_DIRECTORIES, PAGE, gib_entries, needs_split, pack_entry, plan_split
+        from .memory import GuestMemoryError
+        guest = self.guest
+
+        def read_page(gpa: int) -> bytes | None:
+            try:
+                return guest.read(gpa, PAGE)
+            except (GuestMemoryError, LoadError):
+                return None
+        entries: dict[int, int] = {}
+        for index, vp in plan.vps.items():
+            if index < self.config.cpus and needs_split(vp):
+                entries.update(gib_entries(read_page, vp.cr3, vp.cr4))
+        if not entries:
+            return
+        base = max([MMIO_HOLE_END] + [r.end for r in self.memory.regions])
+        base = (base + (2 << 20) - 1) & ~((2 << 20) - 1)
+        directories, writes, left = plan_split(sorted(entries.items()), base)
+        if self._split_map is None or self._split_map.size < len(directories):
+            if self._split_map is not None:
+                raise LoadError("the page directories for 1 GiB pages grew after the first load")
+            self._split_map = HostMapping(len(directories), what="mmap page directories for 1 GiB pages")
+            self.vm.add_memory(base, len(directories), self._split_map.addr)
+        self._split_map.view[:len(directories)] = directories
+        for gpa, value in writes:
+            guest.write(gpa, pack_entry(value))
+        if left:
+            self.config.log(f"pyvmm: {left} 1 GiB page(s) beyond the first {MAX_DIRECTORIES} left as they are: "
+                            "the guest faults if it uses them (KVM offers no 1 GiB pages)")
 
     def load_ranges(self) -> list[tuple[int, int]]:
         """Where a plan may write: RAM (less the ROM alias below 1 MiB) and the firmware window."""
@@ -728,6 +789,9 @@ class Machine:
         if self.window is not None:
             self.window.close()
             self.window = None
+        if self._split_map is not None:
+            self._split_map.close()
+            self._split_map = None
         if self._own_kvm and self.kvm is not None:
             self.kvm.close()
             self.kvm = None
