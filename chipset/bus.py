@@ -29,7 +29,9 @@ class PortBus:
         self._on_unknown = on_unknown
         self._seen: set[int] = set()
 
-    def register(self, base: int, length: int, device: PortDevice, name: str) -> None:
+    def register(self, base: int, length: int, device: PortDevice, name: str, offset: int = 0) -> None:
+        """Route ports base..base+length-1 to device at offsets offset.. (offset: a device whose ports are not
+        contiguous, such as the i8042's 0x60 and 0x64 around port 0x61, registers each part at its own)."""
         if length <= 0 or base < 0 or base + length > PORT_COUNT:
             raise ValueError(f"{name}: port range {base:#x}+{length} is outside 0..0xffff")
         for b, n, other in self._ranges:
@@ -38,7 +40,12 @@ class PortBus:
         self._ranges.append((base, length, name))
         self._ranges.sort()
         for i in range(length):
-            self._table[base + i] = (device, i)
+            self._table[base + i] = (device, offset + i)
+
+    @property
+    def reports_unknown(self) -> bool:
+        """Whether an unclaimed port is reported (on_unknown given); if not, a run loop need not tell the bus of one."""
+        return self._on_unknown is not None
 
     def lookup_tables(self) -> tuple[list[tuple[PortDevice, int] | None], set[int]]:
         """The port table (port -> (device, offset) or None) and the set of unclaimed ports already reported,

@@ -153,6 +153,23 @@ class kvm_pit_config(_S):
 PIT_SPEAKER_DUMMY = 1
 
 
+class kvm_pit_channel_state(_S):
+    """One 8254 counter as KVM keeps it (arch/x86/include/uapi/asm/kvm.h); count_load_time is CLOCK_MONOTONIC ns."""
+    _fields_ = [("count", c_uint32), ("latched_count", c_uint16), ("count_latched", c_uint8),
+                ("status_latched", c_uint8), ("status", c_uint8), ("read_state", c_uint8), ("write_state", c_uint8),
+                ("write_latch", c_uint8), ("rw_mode", c_uint8), ("mode", c_uint8), ("bcd", c_uint8), ("gate", c_uint8),
+                ("count_load_time", ctypes.c_int64)]
+
+
+class kvm_pit_state2(_S):
+    """The in-kernel PIT's state (KVM_GET_PIT2 / KVM_SET_PIT2)."""
+    _fields_ = [("channels", kvm_pit_channel_state * 3), ("flags", c_uint32), ("_reserved", c_uint32 * 9)]
+
+
+PIT_FLAGS_HPET_LEGACY = 1
+PIT_FLAGS_SPEAKER_DATA_ON = 2       # port 0x61 bit 1 as the guest last wrote it
+
+
 class kvm_irq_level(_S):
     _fields_ = [("irq", c_uint32), ("level", c_uint32)]
 
@@ -216,6 +233,7 @@ class kvm_vcpu_events(_S):
                 ("_reserved", c_uint8 * 26), ("exception_has_payload", c_uint8), ("exception_payload", c_uint64)]
 
 
+VCPUEVENT_VALID_SHADOW = 0x4
 VCPUEVENT_VALID_PAYLOAD = 0x10
 
 
@@ -314,6 +332,8 @@ class Ioctl:
     GET_CPUID2 = iowr(0x91, 8)
     GET_MP_STATE = ior(0x98, ctypes.sizeof(kvm_mp_state))
     SET_MP_STATE = iow(0x99, ctypes.sizeof(kvm_mp_state))
+    GET_PIT2 = ior(0x9F, ctypes.sizeof(kvm_pit_state2))
+    SET_PIT2 = iow(0xA0, ctypes.sizeof(kvm_pit_state2))
     GET_VCPU_EVENTS = ior(0x9F, ctypes.sizeof(kvm_vcpu_events))
     SET_VCPU_EVENTS = iow(0xA0, ctypes.sizeof(kvm_vcpu_events))
     GET_XSAVE = ior(0xA4, ctypes.sizeof(kvm_xsave))

@@ -54,8 +54,20 @@ class Vm:
         ioctl(self.fd, Ioctl.SET_GSI_ROUTING, table, "KVM_SET_GSI_ROUTING")
 
     def create_pit2(self, flags: int = uapi.PIT_SPEAKER_DUMMY) -> None:
+        """The in-kernel 8254 at ports 0x40-0x43 (and with PIT_SPEAKER_DUMMY port 0x61); needs the irqchip. KVM
+        takes it while vCPUs exist and run (arch/x86/kvm/x86.c KVM_CREATE_PIT2 checks only the irqchip)."""
         cfg = uapi.kvm_pit_config(flags)
         ioctl(self.fd, Ioctl.CREATE_PIT2, cfg, "KVM_CREATE_PIT2")
+
+    def get_pit2(self) -> uapi.kvm_pit_state2:
+        s = uapi.kvm_pit_state2()
+        ioctl(self.fd, Ioctl.GET_PIT2, s, "KVM_GET_PIT2")
+        return s
+
+    def set_pit2(self, s: uapi.kvm_pit_state2) -> None:
+        """Replace the PIT's state. KVM then reloads every counter with its `count` (arch/x86/kvm/x86.c
+        kvm_vm_ioctl_set_pit2): count_load_time becomes now, and channel 0's timer restarts in modes 0-4."""
+        ioctl(self.fd, Ioctl.SET_PIT2, s, "KVM_SET_PIT2")
 
     def irq_line(self, irq: int, level: int) -> None:
         """Drive a GSI; callable from any thread (devices get this as their irq callable)."""

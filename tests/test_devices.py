@@ -84,6 +84,7 @@ def test_bus_dispatch_unknown_ports_and_string_io():
     assert buf == b"\xff" * 4
     b.pio(0x1234, 1, 1, True, memoryview(bytearray(b"\0")))
     assert seen == [(0x1234, False, 4)]          # logged once, on first touch
+    assert b.reports_unknown and not PortBus().reports_unknown   # the run loop skips the bus for none
     b.pio(0x3F8, 1, 5, True, memoryview(bytearray(b"hello")))   # rep outsb
     assert out == b"hello"
     lsr = bytearray(3)
@@ -98,6 +99,17 @@ def test_bus_rejects_overlaps_and_bad_ranges():
     with pytest.raises(ValueError):
         b.register(0xFFFF, 2, PostCode(), "edge")
     assert [r[2] for r in b.registrations()] == ["i8042", "COM1"]
+
+
+def test_a_device_registered_in_parts_sees_its_own_offsets():
+    """The machine's i8042: its data port at 0x60 (offset 0), its status/command port at 0x64 (offset 4), and port
+    0x61 between them left to the PIT."""
+    b = PortBus()
+    b.register(0x60, 1, I8042(reset=lambda: None), "i8042")
+    b.register(0x64, 1, b.lookup_tables()[0][0x60][0], "i8042 status/command", offset=4)
+    assert b.read(0x64, 1) == 0x14                 # the status register (system flag, unlocked), not the data port
+    assert b.read(0x61, 1) == 0xFF
+    b.register(0x61, 1, PostCode(), "port 0x61")
 
 
 @settings(max_examples=100, deadline=None)

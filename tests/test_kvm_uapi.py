@@ -15,7 +15,8 @@ def test_struct_sizes_match_the_kernel_abi():
                 uapi.kvm_coalesced_mmio_zone: 16, uapi.kvm_coalesced_mmio: 24,
                 uapi.kvm_userspace_memory_region: 32, uapi.kvm_translation: 24, uapi.kvm_mp_state: 4,
                 uapi.kvm_irq_routing_entry: 48, uapi.kvm_coalesced_mmio_ring: 8, uapi.kvm_vcpu_events: 64,
-                uapi.kvm_xsave: 4096, uapi.kvm_xcrs: 392}
+                uapi.kvm_xsave: 4096, uapi.kvm_xcrs: 392,
+                uapi.kvm_pit_channel_state: 24, uapi.kvm_pit_state2: 112}
     for struct, size in expected.items():
         assert ctypes.sizeof(struct) == size, struct.__name__
 
@@ -54,6 +55,14 @@ def test_run_loop_indexes_come_from_the_declaration():
         machine._run_index("u.io.port", 4)
 
 
+def test_pit_state2_layout():
+    # struct kvm_pit_channel_state / kvm_pit_state2, arch/x86/include/uapi/asm/kvm.h
+    c = uapi.kvm_pit_channel_state
+    assert (c.latched_count.offset, c.count_latched.offset, c.status.offset, c.write_latch.offset) == (4, 6, 8, 11)
+    assert (c.mode.offset, c.gate.offset, c.count_load_time.offset) == (13, 15, 16)
+    assert (uapi.kvm_pit_state2.flags.offset, uapi.kvm_pit_state2._reserved.offset) == (72, 76)
+
+
 def test_sregs_layout():
     s = uapi.kvm_sregs
     assert (s.cs.offset, s.tr.offset, s.gdt.offset, s.idt.offset) == (0, 144, 192, 208)
@@ -74,6 +83,7 @@ def test_ioctl_numbers_match_the_published_table():
              "SET_LAPIC": 0x4400AE8F, "SET_CPUID2": 0x4008AE90, "GET_CPUID2": 0xC008AE91,
              "GET_MP_STATE": 0x8004AE98, "SET_MP_STATE": 0x4004AE99, "SET_GSI_ROUTING": 0x4008AE6A,
              "GET_VCPU_EVENTS": 0x8040AE9F, "SET_VCPU_EVENTS": 0x4040AEA0, "GET_XSAVE": 0x9000AEA4,
-             "SET_XSAVE": 0x5000AEA5, "GET_XCRS": 0x8188AEA6, "SET_XCRS": 0x4188AEA7}
+             "SET_XSAVE": 0x5000AEA5, "GET_XCRS": 0x8188AEA6, "SET_XCRS": 0x4188AEA7,
+             "GET_PIT2": 0x8070AE9F, "SET_PIT2": 0x4070AEA0}
     for name, number in table.items():
         assert getattr(Ioctl, name) == number, name

@@ -43,7 +43,8 @@ PROJECT = {
     "loaders.pc", "loaders.plan", "loaders.record", "loaders.x86",
     "vmm", "vmm.cli", "vmm.cli.errors", "vmm.cli.options", "vmm.cli.run", "vmm.cli.signals", "vmm.console",
     "vmm.cpu_model", "vmm.files", "vmm.firmware", "vmm.fw_cfg", "vmm.host", "vmm.igvm_source", "vmm.launch",
-    "vmm.machine", "vmm.memory", "vmm.pc_layout", "vmm.serial_sink", "vmm.sizes", "vmm.status", "vmm.vcpu_setup",
+    "vmm.gib_split", "vmm.lazy_pit", "vmm.machine", "vmm.memory", "vmm.pc_layout", "vmm.serial_sink", "vmm.sizes",
+    "vmm.status", "vmm.vcpu_setup",
     "vmm.vmfwupdate",
 }
 

@@ -47,6 +47,31 @@ def test_unknown_port_reads_all_ones_and_is_traced_once(guest):
     assert len(traced) == 1, lines
 
 
+@pytest.mark.parametrize("trace", [frozenset(), frozenset({"exits"})])
+def test_unclaimed_ports_read_all_ones_at_every_width(guest, trace):
+    lines = []
+    r = guest("unknown_widths.S", trace=trace, log=lines.append)
+    assert r.status == 1                        # no read of the three widths missed all-ones (status 0 << 1 | 1)
+    traced = sorted(line for line in lines if "unclaimed port" in line)
+    assert traced == ([] if not trace else [
+        "pyvmm: trace: unclaimed port 0x1234 (read, 1 bytes)", "pyvmm: trace: unclaimed port 0x1236 (read, 2 bytes)",
+        "pyvmm: trace: unclaimed port 0x1238 (read, 4 bytes)", "pyvmm: trace: unclaimed port 0x1240 (write, 4 bytes)",
+        "pyvmm: trace: unclaimed port 0x1242 (write, 2 bytes)"]), lines
+
+
+@pytest.mark.parametrize("trace", [frozenset(), frozenset({"exits"})])
+def test_unclaimed_mmio_reads_all_ones_at_every_width(guest, trace):
+    lines = []
+    r = guest("mmio_unclaimed.S", trace=trace, log=lines.append)
+    assert r.status == 1                        # no read of the four widths missed all-ones (status 0 << 1 | 1)
+    traced = [line for line in lines if "unclaimed MMIO" in line]
+    assert traced == ([] if not trace else [
+        "pyvmm: trace: unclaimed MMIO read at 0xe0000000 (4 bytes)",
+        "pyvmm: trace: unclaimed MMIO read at 0xe0000002 (2 bytes)",
+        "pyvmm: trace: unclaimed MMIO read at 0xe0000004 (4 bytes)",
+        "pyvmm: trace: unclaimed MMIO read at 0xe0000008 (8 bytes)"]), lines
+
+
 def test_two_vcpus_run_the_same_image(guest):
     r = guest("smp.S", cpus=2, defines={"NCPUS": 2})
     assert sorted(r.text.splitlines()) == ["hello from cpu0", "hello from cpu1"]

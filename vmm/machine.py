@@ -1,4 +1,4 @@
-"""The machine: one KVM VM with RAM, in-kernel irqchip and PIT, the chipset, and one thread per vCPU.
+"""The machine: one KVM VM with RAM, in-kernel irqchip and PIT (made at first use), the chipset, one thread a vCPU.
 
 A Machine runs once. A guest reset ends the run with Outcome.RESET; relaunching (a fresh Machine on the same
 guest RAM, loaded from the same plan or from a vmfwupdate image) is the caller's decision, see vmm.launch.
@@ -22,7 +22,7 @@ from chipset.uart16550 import Uart16550
 from kvm import Kvm, KvmError, Vcpu, install_kick_handler
 from kvm.ioctl import run_ioctl, thread_errno
 from kvm.uapi import (IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, PAGE_SIZE,
-                      PIO_PAGE_OFFSET, Cap, ExitReason, Ioctl, MpState, SystemEvent, exit_reason_name, field_offset,
+                      IO_IN, IO_OUT, PIO_PAGE_OFFSET, Cap, ExitReason, Ioctl, MpState, SystemEvent, exit_reason_name, field_offset,
                       kvm_run)
 from loaders.elf_symbols import Symbols
 from loaders.errors import LoadError
@@ -57,6 +57,11 @@ RUN_IO_SIZE = _run_index("u.io.size", 1)
 RUN_IO_PORT = _run_index("u.io.port", 2)
 RUN_IO_COUNT = _run_index("u.io.count", 4)
 RUN_IO_DATA_OFFSET = _run_index("u.io.data_offset", 8)
+RUN_IO_SHAPE = _run_index("u.io.direction", 1) // 2   # u16: direction | size << 8 (size is the next byte)
+RUN_MMIO_DATA = _run_index("u.mmio.data", 8)
+RUN_MMIO_IS_WRITE = _run_index("u.mmio.is_write", 1)
+if RUN_IO_SIZE != RUN_IO_DIRECTION + 1 or RUN_IO_DIRECTION % 2:
+    raise AssertionError("kvm_run.u.io: direction and size are not one aligned u16")
 PIO_DATA = PIO_PAGE_OFFSET * PAGE_SIZE   # where KVM puts KVM_EXIT_IO data (data_offset)
 
 
@@ -123,6 +128,8 @@ class MachineConfig:
     debugcon: Callable[[bytes], None] | None = None     # --debugcon: port 0x402's sink; None: the port is unassigned
     milestones: object | None = None                    # vmm.milestones.Milestones (--trace milestones)
     vmfwupdate: bool = True                             # the etc/vmfwupdate fw_cfg file (--no-vmfwupdate: False)
+    split_gib_pages: bool | None = None                 # None: where KVM offers no 1 GiB pages (vmm.gib_split)
+    lazy_pit: bool = True                               # in-kernel PIT at the first access to it (vmm.lazy_pit)
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
 
@@ -130,6 +137,7 @@ class Machine:
     """A VM ready to load a plan and run; a context manager that releases every fd and mapping."""
 
     window = None                  # vmm.firmware.FirmwareWindow, with --bios or a firmware IGVM
+    _lazy_pit = None               # vmm.lazy_pit.LazyPit until the guest's first PIT access (MachineConfig.lazy_pit)
 
     def __init__(self, config: MachineConfig, kvm: Kvm | None = None, memory: GuestMemory | None = None) -> None:
         """memory: guest RAM to run on (kept by the caller across resets); None: fresh RAM owned by this machine."""
@@ -144,6 +152,7 @@ class Machine:
         self._own_memory = memory is None
         self.memory: GuestMemory | None = memory
         self.vmfwupdate = None          # chipset.vmfwupdate.VmFwUpdate when the machine has the device
+        self._split_map = None         # page directories that replace 1 GiB pages (vmm.gib_split)
         self.guest = None              # guest-physical reads: RAM, or RAM and the window (vmm.firmware.GuestView)
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
@@ -175,9 +184,14 @@ class Machine:
         self._add_memory()
         vm.create_irqchip()
         vm.set_gsi_routing(pc_gsi_routes())
-        vm.create_pit2()
 
         self.bus = PortBus(on_unknown=self._on_unknown_port if "exits" in cfg.trace else None)
+        self._lazy_pit = None
+        if cfg.lazy_pit:
+            from .lazy_pit import LazyPit
+            self._lazy_pit = LazyPit(vm, self.bus, self._read_guest)
+        else:
+            vm.create_pit2()
         out = cfg.serial_out or (lambda data: None)
         if cfg.milestones is not None:
             def out(data: bytes, sink=out, watch=cfg.milestones.serial) -> None:
@@ -188,7 +202,10 @@ class Machine:
         self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, status.OK,
                                                            "guest reset through the i8042"),
                            irq=vm.irq_line, line=PC.i8042_irq)
-        self.bus.register(PC.i8042_port, PC.i8042_ports, self.i8042, "i8042")
+        # Its data and status/command ports only: port 0x61, between them, is the PIT's (vmm.lazy_pit).
+        self.bus.register(PC.i8042_port, 1, self.i8042, "i8042")
+        status_port = PC.i8042_ports - 1
+        self.bus.register(PC.i8042_port + status_port, 1, self.i8042, "i8042 status/command", offset=status_port)
         self.debug_exit = DebugExit(on_exit=lambda value: self.request_stop(Outcome.EXIT, value))
         self.bus.register(PC.debug_exit_port, 1, self.debug_exit, "debug-exit")
         self._add_platform_devices()
@@ -210,6 +227,9 @@ class Machine:
             fpu.fcw, fpu.mxcsr = 0x37F, 0x1F80
             v.set_fpu(fpu)
             setup_lapic(v)
+        # KVM's MMU takes PS in a PDPTE as a reserved bit unless the vCPU's CPUID has pdpe1gb (KVM's offer, less --cpu)
+        self._split_gib = cfg.split_gib_pages if cfg.split_gib_pages is not None else \
+            not any(e.function == 0x80000001 and e.edx >> 26 & 1 for e in self._cpuids[0])
         if cfg.cpus > 1:
             from .pause import VcpuPause
             self._pause = VcpuPause(vm.vcpus)
@@ -219,6 +239,16 @@ class Machine:
         if ring_page and kvm.check_extension(Cap.COALESCED_PIO):
             vm.register_coalesced(PC.com1_port, 1, pio=True)
             self._ring = vm.open_coalesced_ring(ring_page)
+
+    def _read_guest(self, gpa: int, size: int) -> bytes | None:
+        """Guest-physical bytes (RAM or the firmware window), None outside them."""
+        guest = self.guest
+        return guest.read(gpa, size) if guest is not None and guest.contains(gpa, size) else None
+
+    @property
+    def pit_created(self) -> bool:
+        """Whether the VM has the in-kernel PIT yet (with lazy_pit, once the guest touched ports 0x40-0x43/0x61)."""
+        return self._lazy_pit is None or self._lazy_pit.created
 
     def _add_memory(self) -> None:
         """RAM slots, and with firmware the read-only window ending at 4 GiB plus its alias below 1 MiB (the RAM
@@ -375,6 +405,8 @@ class Machine:
                 mem.write(gpa, snp_cpuid_table(template, self.cpuid_leaves()))
         if 0 not in plan.vps:
             raise LoadError("the load plan has no register state for VP 0")
+        if self._split_gib:
+            self._split_gib_pages(plan)
         for index, vp in sorted(plan.vps.items()):
             if index >= self.config.cpus:
                 continue   # a file may describe more VPs than the machine has
@@ -382,6 +414,40 @@ class Machine:
             apply_vp_state(vcpu, vp)
             if index:
                 vcpu.set_mp_state(MpState.RUNNABLE)
+
+    def _split_gib_pages(self, plan: LoadPlan) -> None:
+        """Rewrite the 1 GiB pages of the VPs' starting page tables as 2 MiB pages (vmm/gib_split.py), in page
+        directories mapped in a slot of their own above RAM and 4 GiB."""
+        from kvm.mman import HostMapping
+        from .gib_split import MAX_DIRECTORIES, PAGE, gib_entries, needs_split, pack_entry, plan_split
+        from .memory import GuestMemoryError
+        guest = self.guest
+
+        def read_page(gpa: int) -> bytes | None:
+            try:
+                return guest.read(gpa, PAGE)
+            except (GuestMemoryError, LoadError):
+                return None
+        entries: dict[int, int] = {}
+        for index, vp in plan.vps.items():
+            if index < self.config.cpus and needs_split(vp):
+                entries.update(gib_entries(read_page, vp.cr3, vp.cr4))
+        if not entries:
+            return
+        base = max([MMIO_HOLE_END] + [r.end for r in self.memory.regions])
+        base = (base + (2 << 20) - 1) & ~((2 << 20) - 1)
+        directories, writes, left = plan_split(sorted(entries.items()), base)
+        if self._split_map is None or self._split_map.size < len(directories):
+            if self._split_map is not None:
+                raise LoadError("the page directories for 1 GiB pages grew after the first load")
+            self._split_map = HostMapping(len(directories), what="mmap page directories for 1 GiB pages")
+            self.vm.add_memory(base, len(directories), self._split_map.addr)
+        self._split_map.view[:len(directories)] = directories
+        for gpa, value in writes:
+            guest.write(gpa, pack_entry(value))
+        if left:
+            self.config.log(f"pyvmm: {left} 1 GiB page(s) beyond the first {MAX_DIRECTORIES} left as they are: "
+                            "the guest faults if it uses them (KVM offers no 1 GiB pages)")
 
     def load_ranges(self) -> list[tuple[int, int]]:
         """Where a plan may write: RAM (less the ROM alias below 1 MiB) and the firmware window."""
@@ -483,88 +549,144 @@ class Machine:
                 self._pause.leave()
 
     def _vcpu_loop(self, vcpu: Vcpu) -> None:
-        """The hot path: KVM_RUN, drain the serial ring, dispatch port I/O; everything else goes to _exit()."""
+        """The hot path: KVM_RUN, drain the serial ring, dispatch port I/O; everything else goes to _exit().
+
+        A single port access costs what the floor loop of tests/bench/bench_exits.py costs (the ctypes call, the
+        exit reason, the port) plus three kvm_run reads and the device's method: all else is bound before the loop,
+        and every `if` in it jumps a short way (an EXTENDED_ARG between a compare and its jump keeps CPython 3.11
+        from specializing the compare)."""
         vcpu.attach_thread()
         # kvm_run read through typed views of its page (an index is cheaper than a ctypes .value), at the RUN_*
         # indexes above. They are locals, so they are released when the loop ends, before the page is unmapped.
         page = vcpu.page.view
-        page_len = len(page)
-        u16, u32, u64 = page.cast("H"), page.cast("I"), page.cast("Q")
-        IMMEDIATE_EXIT, EXIT_REASON, DIRECTION, SIZE, PORT, COUNT, DATA_OFFSET = (
-            RUN_IMMEDIATE_EXIT, RUN_EXIT_REASON, RUN_IO_DIRECTION, RUN_IO_SIZE, RUN_IO_PORT, RUN_IO_COUNT,
-            RUN_IO_DATA_OFFSET)
-        single = {(PIO_DATA << 3) | n: page[PIO_DATA:PIO_DATA + n] for n in (1, 2, 4)}   # one 1/2/4-byte access
+        u16, u32, i64 = page.cast("H"), page.cast("I"), page.cast("q")   # i64: all-ones is -1, a cached int
+        EXIT_REASON, PORT, COUNT, SHAPE, DATA = RUN_EXIT_REASON, RUN_IO_PORT, RUN_IO_COUNT, RUN_IO_SHAPE, PIO_DATA
+        MMIO_DATA, MMIO_IS_WRITE = RUN_MMIO_DATA, RUN_MMIO_IS_WRITE
         fd, run, RUN = vcpu.fd, run_ioctl, int(Ioctl.RUN)   # plain ints: run_ioctl has no argtypes
         errno_now = thread_errno()          # this vCPU thread's errno, read after a KVM_RUN that failed
         pio = self.bus.pio
+        table, seen = self.bus.lookup_tables()
+        report = self.bus.reports_unknown   # else an unclaimed port needs no call into the bus (it reports nothing)
+        # The inline paths below take single accesses (count 1) of these shapes (direction | size << 8): one byte,
+        # and two or four bytes as (view, index, size, mask, is_write); the bus's table inline, no call into the
+        # bus. Their data is at DATA, where x86 KVM always puts it (data_offset = KVM_PIO_PAGE_OFFSET * PAGE_SIZE,
+        # Linux arch/x86/kvm/x86.c). With --trace milestones every exit goes through pio() (wrapped to note the
+        # first), so the shapes are ones no access has.
+        OUT1, IN1 = IO_OUT | 1 << 8, IO_IN | 1 << 8
+        wide = {}
+        for d in (IO_IN, IO_OUT):
+            for n, v in ((2, u16), (4, u32)):
+                wide[d | n << 8] = (v, DATA // n, n, (1 << 8 * n) - 1, d == IO_OUT)
         if self.config.milestones is not None:
             pio = self._first_exit_noted(pio)
-        table, seen = self.bus.lookup_tables()
-        one = single[(PIO_DATA << 3) | 1]
-        # The inline path below takes accesses of size ONE; with --trace milestones every exit goes through pio()
-        # (wrapped above), so ONE is a size no access has.
-        ONE = 1 if self.config.milestones is None else 0
-        stopping = self._stop.is_set
-        ring = self._ring.head if self._ring is not None else None   # the coalesced ring's (first, last), or None
-        drain, transmit = (self._ring.drain_bytes, self.uart.transmit) if ring is not None else (None, None)
+            OUT1, IN1, wide = -1, -1, {}
+        # MMIO that reaches the VMM claims nothing: a read gives all-ones, a write is ignored. Inline unless _exit()
+        # has more to do: note a milestone, trace the address, or see whether a write hit the firmware ROM.
+        MMIO = ExitReason.MMIO if self.config.milestones is None and "exits" not in self.config.trace else -1
+        rom = self.window is not None
+        # The coalesced ring's (first, last) read as one u64: nothing is pending while it equals `drained`, the
+        # value it had after this loop's last drain (first == last there; a drain by another thread, or an entry
+        # KVM appended, changes it). Without a ring, a zero word that never changes.
+        if self._ring is not None:
+            ring, drain, transmit = self._ring.head.cast("B").cast("Q"), self._ring.drain_bytes, self.uart.transmit
+        else:
+            ring, drain, transmit = memoryview(bytearray(8)).cast("Q"), None, None
+        drained = -1
         IO = ExitReason.IO
-        index, want_sample, samples = vcpu.index, self._want_sample, self.rip_samples[vcpu.index]
         exits = 0
         try:
             # The stop flag is read only when KVM_RUN was interrupted: request_stop() sets it before it kicks every
             # vCPU, and a kick sets immediate_exit first, so a stopped vCPU's next KVM_RUN always fails with EINTR.
             while True:
                 if run(fd, RUN, 0) < 0:
-                    err = errno_now[0]
-                    if err not in (errno.EINTR, errno.EAGAIN):
-                        raise KvmError("KVM_RUN", err)
-                    page[IMMEDIATE_EXIT] = 0
-                    if stopping():
+                    if self._interrupted(vcpu, page, errno_now[0]):
                         break
-                    if self._pause is not None and self._pause.requested:
-                        self._pause.park()      # another vCPU runs an emulated locked instruction
-                    if want_sample[index]:
-                        want_sample[index] = False
-                        samples.append(vcpu.get_regs().rip)
                     continue
                 exits += 1
-                if ring is not None and ring[0] != ring[1]:
+                if ring[0] != drained:
                     drain(transmit)
-                reason = u32[EXIT_REASON]
-                if reason == IO:
-                    port = u16[PORT]
-                    if page[SIZE] == ONE and u32[COUNT] == 1 and u64[DATA_OFFSET] == PIO_DATA:
-                        # One 1-byte access, most port exits: the bus's table inline, no call into the bus (what
-                        # PortBus.pio does for it, a third less user CPU per exit); the bus reports a new port.
-                        entry = table[port]
-                        if page[DIRECTION]:
-                            if entry is not None:
-                                entry[0].io_write(entry[1], 1, page[PIO_DATA])
-                            elif port not in seen:
-                                pio(port, 1, 1, True, one)
-                        elif entry is not None:
-                            page[PIO_DATA] = entry[0].io_read(entry[1], 1) & 0xFF
-                        else:
-                            page[PIO_DATA] = 0xFF
-                            if port not in seen:
-                                pio(port, 1, 1, False, one)
-                        continue
-                    size = page[SIZE]
-                    count = u32[COUNT]
-                    off = u64[DATA_OFFSET]
-                    view = single.get((off << 3) | size) if count == 1 else None
-                    if view is None:
-                        end = off + size * count
-                        if end > page_len:
-                            raise KvmError("KVM_RUN", errno.EFAULT, f"I/O data {off:#x}+{size * count} past kvm_run")
-                        view = page[off:end]
-                    pio(port, size, count, page[DIRECTION], view)
-                elif self._exit(vcpu, reason):
-                    break
+                    drained = ring[0]
+                if u32[EXIT_REASON] != IO:
+                    reason = u32[EXIT_REASON]
+                    if reason == MMIO:
+                        if not page[MMIO_IS_WRITE]:
+                            i64[MMIO_DATA] = -1
+                            continue
+                        if not rom:
+                            continue
+                    if self._exit(vcpu, reason):
+                        break
+                    continue
+                shape = u16[SHAPE]
+                port = u16[PORT]
+                if u32[COUNT] != 1:
+                    self._port_string(page, port, pio)
+                    continue
+                if shape == OUT1:
+                    entry = table[port]
+                    if entry is not None:
+                        dev, off = entry
+                        dev.io_write(off, 1, page[DATA])
+                    elif report and port not in seen:
+                        pio(port, 1, 1, True, page[DATA:DATA + 1])
+                    continue
+                if shape == IN1:
+                    entry = table[port]
+                    if entry is not None:
+                        dev, off = entry
+                        page[DATA] = dev.io_read(off, 1) & 0xFF
+                    else:
+                        page[DATA] = 0xFF
+                        if report and port not in seen:
+                            pio(port, 1, 1, False, page[DATA:DATA + 1])
+                    continue
+                access = wide.get(shape)
+                if access is None:
+                    self._port_string(page, port, pio)
+                    continue
+                view, i, size, mask, write = access
+                entry = table[port]
+                if entry is not None:
+                    dev, off = entry
+                    if write:
+                        dev.io_write(off, size, view[i])
+                    else:
+                        view[i] = dev.io_read(off, size) & mask
+                    continue
+                if not write:
+                    view[i] = mask
+                if report and port not in seen:
+                    pio(port, size, 1, write, page[DATA:DATA + size])
         finally:
             del ring
             vcpu.detach_thread()
             self.exit_counts[vcpu.index] = exits
+
+    def _interrupted(self, vcpu: Vcpu, page: memoryview, err: int) -> bool:
+        """KVM_RUN failed with errno err: a kick (EINTR, or EAGAIN) unless something is wrong. True when this vCPU
+        must stop; else it parks while another vCPU runs an emulated locked instruction and notes its RIP when a
+        sample was asked for."""
+        if err not in (errno.EINTR, errno.EAGAIN):
+            raise KvmError("KVM_RUN", err)
+        page[RUN_IMMEDIATE_EXIT] = 0
+        if self._stop.is_set():
+            return True
+        if self._pause is not None and self._pause.requested:
+            self._pause.park()
+        if self._want_sample[vcpu.index]:
+            self._want_sample[vcpu.index] = False
+            self.rip_samples[vcpu.index].append(vcpu.get_regs().rip)
+        return False
+
+    @staticmethod
+    def _port_string(page: memoryview, port: int, pio: Callable) -> None:
+        """A port exit the inline paths do not take (a string access, count > 1; every one with --trace
+        milestones): through the bus, on the data where kvm_run says it is, checked to lie within kvm_run."""
+        size, count, off = page[RUN_IO_SIZE], page.cast("I")[RUN_IO_COUNT], page.cast("Q")[RUN_IO_DATA_OFFSET]
+        end = off + size * count
+        if end > len(page):
+            raise KvmError("KVM_RUN", errno.EFAULT, f"I/O data {off:#x}+{size * count} past kvm_run")
+        pio(port, size, count, page[RUN_IO_DIRECTION], page[off:end])
 
     def _first_exit_noted(self, pio):
         """The bus's pio() that notes the reset-vector milestone at the first port exit (--trace milestones)."""
@@ -667,6 +789,9 @@ class Machine:
         if self.window is not None:
             self.window.close()
             self.window = None
+        if self._split_map is not None:
+            self._split_map.close()
+            self._split_map = None
         if self._own_kvm and self.kvm is not None:
             self.kvm.close()
             self.kvm = None

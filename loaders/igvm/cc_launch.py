@@ -64,8 +64,8 @@ def tdx_initial_state(vp_index: int) -> VpState:
 
 def _walk_page_tables(pages: dict[int, int], directives: list, cr3: int, strip: bool, notes: list[str]) -> None:
     """Walk the 4-level page tables under CR3 that the file itself supplies: with `strip`, clear the C-bit in every
-    present entry (a plain guest's MAXPHYADDR makes it a reserved bit); note 1 GiB pages, which the vCPU must
-    support (CPUID pdpe1gb; nested KVM often lacks it)."""
+    present entry (a plain guest's MAXPHYADDR makes it a reserved bit); note 1 GiB pages, which the machine splits
+    into 2 MiB pages where KVM offers none (vmm/gib_split.py)."""
     c_bit = 1 << SNP_C_BIT
     changed: dict[int, bytearray] = {}
     todo = [(cr3 & _PTE_ADDR, 4)]
@@ -100,7 +100,7 @@ def _walk_page_tables(pages: dict[int, int], directives: list, cr3: int, strip: 
     if n:
         notes.append(f"C-bit cleared in {n} page-table page(s) under CR3")
     if gib_pages:
-        notes.append("the page tables map 1 GiB pages: the vCPU needs 1 GiB page support (CPUID pdpe1gb)")
+        notes.append("the page tables map 1 GiB pages (split into 2 MiB pages at launch where KVM offers none)")
 
 
 def confidential_plan(f: m.IgvmFile, name: str, vcpus: int) -> tuple[LoadPlan, m.SupportedPlatform]:

@@ -4,9 +4,12 @@ Usage: python tests/bench/bench_vm_destroy.py [--runs 15]
 Closing a VM's last file descriptor makes Linux destroy it (virt/kvm/kvm_main.c kvm_destroy_vm) before close()
 returns, and at process exit before the parent's wait returns: that is most of the time between a guest's last
 byte and the end of a `pyvmm` process. Cells, each closed right after it is built:
-  * pyvmm: a Machine that ran the hello guest to its debug exit (Machine.close: vCPUs, VM, guest RAM);
+  * pyvmm: a Machine that ran a guest that never touches the PIT to its debug exit (Machine.close: vCPUs, VM,
+    guest RAM), so without the in-kernel PIT (vmm/lazy_pit.py creates it at a guest's first access to its ports);
+  * pyvmm, eager PIT: the same with MachineConfig(lazy_pit=False), the PIT made with the VM (pyvmm before);
   * vm: a bare VM with the in-kernel irqchip, 64 MiB of RAM in one slot and one vCPU (what pyvmm has, less the PIT);
-  * vm + pit: the same with KVM_CREATE_PIT2, as pyvmm creates it (arch/x86/kvm/i8254.c: its worker thread is
+  * vm, its vCPU ran one exit: the same after one KVM_RUN (a VM that ran waits longer on its destruction);
+  * vm + pit: the bare VM with KVM_CREATE_PIT2 (arch/x86/kvm/i8254.c: its worker thread is
     stopped and its port devices unregistered on destroy).
 Prints medians (min-max) in ms and the load average.
 """
@@ -25,6 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from kvm import Kvm  # noqa: E402
+from kvm.ioctl import ioctl  # noqa: E402
+from kvm.uapi import Ioctl  # noqa: E402
 from loaders.flat import flat_plan  # noqa: E402
 from tests.guests.build import build  # noqa: E402
 from vmm.machine import Machine, MachineConfig  # noqa: E402
@@ -33,9 +38,9 @@ from vmm.pc_layout import PC  # noqa: E402
 RAM = 64 << 20
 
 
-def close_machine(image: bytes) -> float:
+def close_machine(image: bytes, lazy_pit: bool = True) -> float:
     """ms spent in Machine.close() after the guest ran to its debug exit."""
-    m = Machine(MachineConfig(memory=RAM, serial_out=lambda b: None))
+    m = Machine(MachineConfig(memory=RAM, serial_out=lambda b: None, lazy_pit=lazy_pit))
     try:
         m.load(flat_plan(image))
         assert m.run(60).status == 1
@@ -45,8 +50,9 @@ def close_machine(image: bytes) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def close_vm(kvm: Kvm, pit: bool) -> float:
-    """ms spent closing a bare VM (irqchip, RAM, one vCPU; the PIT if asked) that never ran."""
+def close_vm(kvm: Kvm, pit: bool, run: bool = False) -> float:
+    """ms spent closing a bare VM (irqchip, RAM, one vCPU; the PIT if asked) that never ran, or with run=True whose
+    vCPU ran one instruction (a real-mode `out %al, $0x80` at 0x1000: one exit to userspace)."""
     ram = mmap.mmap(-1, RAM)
     anchor = ctypes.c_char.from_buffer(ram)
     vm = kvm.create_vm()
@@ -56,7 +62,16 @@ def close_vm(kvm: Kvm, pit: bool) -> float:
         if pit:
             vm.create_pit2()
         vm.add_memory(0, RAM, ctypes.addressof(anchor))
-        vm.create_vcpu(0)
+        vcpu = vm.create_vcpu(0)
+        if run:
+            ram[0x1000:0x1002] = b"\xe6\x80"
+            sregs = vcpu.get_sregs()
+            sregs.cs.base = sregs.cs.selector = 0
+            vcpu.set_sregs(sregs)
+            regs = vcpu.get_regs()
+            regs.rip, regs.rflags = 0x1000, 2
+            vcpu.set_regs(regs)
+            ioctl(vcpu.fd, Ioctl.RUN, 0, "KVM_RUN")
     finally:
         t0 = time.perf_counter()
         vm.close()
@@ -71,11 +86,14 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=15)
     a = ap.parse_args()
     image = build("outloop.S", defines={"COUNT": 1, "PORT": 0x80})
-    cells = {"pyvmm Machine.close() after a run": [], "vm (irqchip, RAM, vCPU)": [], "vm + pit": []}
+    cells = {"pyvmm Machine.close() after a run": [], "pyvmm, eager PIT": [], "vm (irqchip, RAM, vCPU)": [],
+             "vm, its vCPU ran one exit": [], "vm + pit": []}
     with Kvm() as kvm:
         for _ in range(a.runs):
             cells["pyvmm Machine.close() after a run"].append(close_machine(image))
+            cells["pyvmm, eager PIT"].append(close_machine(image, lazy_pit=False))
             cells["vm (irqchip, RAM, vCPU)"].append(close_vm(kvm, False))
+            cells["vm, its vCPU ran one exit"].append(close_vm(kvm, False, run=True))
             cells["vm + pit"].append(close_vm(kvm, True))
     print(f"close() of a finished VM, {a.runs} alternating rounds, ms: median (min-max); "
           f"load average {os.getloadavg()[0]:.2f}")
