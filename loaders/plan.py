@@ -171,8 +171,10 @@ class LoadPlan:
                 raise LoadError(f"{what} at {start:#x}-{end:#x} is not inside guest RAM ({ram_text})")
         for gpa, size in self.required_memory:
             if not any(g <= gpa and gpa + size <= g + s for g, s in ram):
+                # more memory helps only where the range reaches past the machine's RAM, not in a hole or a ROM alias
+                hint = "; give more memory with -m" if gpa + size > max((g + s for g, s in ram), default=0) else ""
                 raise LoadError(f"the file requires RAM at {gpa:#x}-{gpa + size:#x}, which the machine does not have "
-                                f"({ram_text}); give more memory with -m")
+                                f"({ram_text}){hint}")
 
     def describe(self) -> list[str]:
         """Deterministic text of the plan: one line per range (with a hash of its bytes), then registers."""

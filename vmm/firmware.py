@@ -84,6 +84,12 @@ def ram_slots(regions: list[tuple[int, int, int]], hole: tuple[int, int] | None)
     return out
 
 
+def ram_less_alias(ranges: list[tuple[int, int]], alias: tuple[int, int]) -> list[tuple[int, int]]:
+    """RAM (gpa, size) ranges a load may write when a firmware window is mapped: the window's alias below 1 MiB
+    (`alias`: gpa, size) is ROM, not RAM (Machine.load_ranges, and vmm.igvm_source before a machine exists)."""
+    return [(g, n) for g, n, _ in ram_slots([(g, n, 0) for g, n in ranges], alias)]
+
+
 class GuestView:
     """Guest-physical reads over RAM and the firmware window (and its alias), for the register dump and for
     anything that fetches guest code or data in the VMM; writes reach RAM only, the ROM ignores them."""

@@ -39,9 +39,9 @@ def load_targets(ram: list[tuple[int, int]], window: int, top_ram: int) -> list[
     """(gpa, size) ranges a plan is checked against, as the machine will have them (Machine.load_ranges): RAM,
     less the firmware's alias below 1 MiB when there is a window, the window ending at 4 GiB, RAM below 4 GiB."""
     if window:
-        from .firmware import FOUR_GIB, ram_slots
+        from .firmware import FOUR_GIB, ram_less_alias
         from .pc_layout import PC
-        ram = [(g, n) for g, n, _ in ram_slots([(g, n, 0) for g, n in ram], PC.low_rom_alias)]
+        ram = ram_less_alias(ram, PC.low_rom_alias)
         ram.append((FOUR_GIB - window, window))
     return ram + ([(MMIO_HOLE_END - top_ram, top_ram)] if top_ram else [])
 

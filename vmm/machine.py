@@ -454,9 +454,8 @@ class Machine:
         ranges = self.memory.ranges()
         if self.window is None:
             return ranges
-        from .firmware import ram_slots
-        return [(g, n) for g, n, _ in ram_slots([(g, n, 0) for g, n in ranges], PC.low_rom_alias)] + \
-            [(self.window.gpa, self.window.size)]
+        from .firmware import ram_less_alias
+        return ram_less_alias(ranges, PC.low_rom_alias) + [(self.window.gpa, self.window.size)]
 
     def cpuid_leaves(self, index: int = 0) -> list[tuple[int, int, bool, int, int, int, int]]:
         """The CPUID vCPU `index` was given: (function, index, index matters, eax, ebx, ecx, edx) per leaf."""
