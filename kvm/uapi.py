@@ -314,6 +314,7 @@ class Ioctl:
     CREATE_IRQCHIP = io(0x60)
     IRQ_LINE = iow(0x61, ctypes.sizeof(kvm_irq_level))
     REGISTER_COALESCED_MMIO = iow(0x67, ctypes.sizeof(kvm_coalesced_mmio_zone))
+    UNREGISTER_COALESCED_MMIO = iow(0x68, ctypes.sizeof(kvm_coalesced_mmio_zone))
     SET_GSI_ROUTING = iow(0x6A, 8)
     CREATE_PIT2 = iow(0x77, ctypes.sizeof(kvm_pit_config))
     RUN = io(0x80)

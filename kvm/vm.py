@@ -22,6 +22,7 @@ class Vm:
         self._irq_level = uapi.kvm_irq_level()
         self._irq_lock = threading.Lock()
         self._slots = 0
+        self._zones: list[uapi.kvm_coalesced_mmio_zone] = []
 
     def set_user_memory_region(self, slot: int, gpa: int, size: int, host_addr: int, flags: int = 0) -> None:
         r = uapi.kvm_userspace_memory_region(slot, flags, gpa, size, host_addr)
@@ -80,6 +81,7 @@ class Vm:
         """Have KVM buffer writes to [addr, addr+size) in the shared ring instead of exiting."""
         zone = uapi.kvm_coalesced_mmio_zone(addr, size, 1 if pio else 0)
         ioctl(self.fd, Ioctl.REGISTER_COALESCED_MMIO, zone, "KVM_REGISTER_COALESCED_MMIO")
+        self._zones.append(zone)
 
     def open_coalesced_ring(self, page_offset: int) -> CoalescedRing:
         """The VM's coalesced ring, seen through vCPU 0's mmap at `page_offset` pages (the value KVM_CHECK_EXTENSION
@@ -103,6 +105,15 @@ class Vm:
             v.close()
         self.vcpus.clear()
         if self.fd >= 0:
+            # Coalesced zones taken out first: a VM destroyed with a zone still registered took 13-15 ms to close on
+            # the development host (nested kvm_pvm), against 7 ms for the unregister (an expedited SRCU grace period)
+            # plus 0.4 ms for the close (tests/bench/bench_vm_destroy.py).
+            for zone in self._zones:
+                try:
+                    ioctl(self.fd, Ioctl.UNREGISTER_COALESCED_MMIO, zone, "KVM_UNREGISTER_COALESCED_MMIO")
+                except OSError:
+                    pass                 # closing anyway: the kernel frees the zone with the VM
+            self._zones.clear()
             os.close(self.fd)
             self.fd = -1
 

@@ -10,7 +10,10 @@ byte and the end of a `pyvmm` process. Cells, each closed right after it is buil
   * vm: a bare VM with the in-kernel irqchip, 64 MiB of RAM in one slot and one vCPU (what pyvmm has, less the PIT);
   * vm, its vCPU ran one exit: the same after one KVM_RUN (a VM that ran waits longer on its destruction);
   * vm + pit: the bare VM with KVM_CREATE_PIT2 (arch/x86/kvm/i8254.c: its worker thread is
-    stopped and its port devices unregistered on destroy).
+    stopped and its port devices unregistered on destroy);
+  * vm, RAM slot before the irqchip: the slot added before KVM_CREATE_IRQCHIP (pyvmm did so until it measured this);
+  * vm + coalesced zone: the bare VM with COM1's coalesced PIO zone, left to the VM's destruction or unregistered
+    by Vm.close() first (what Vm.close() does now).
 Prints medians (min-max) in ms and the load average.
 """
 
@@ -50,18 +53,27 @@ def close_machine(image: bytes, lazy_pit: bool = True) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def close_vm(kvm: Kvm, pit: bool, run: bool = False) -> float:
+def close_vm(kvm: Kvm, pit: bool, run: bool = False, slot_first: bool = False, zone: str = "") -> float:
     """ms spent closing a bare VM (irqchip, RAM, one vCPU; the PIT if asked) that never ran, or with run=True whose
-    vCPU ran one instruction (a real-mode `out %al, $0x80` at 0x1000: one exit to userspace)."""
+    vCPU ran one instruction (a real-mode `out %al, $0x80` at 0x1000: one exit to userspace). slot_first: the RAM
+    slot added before the irqchip is created. zone: "kept", a coalesced PIO zone (COM1, as pyvmm has) left to the
+    VM's destruction; "unregistered", the same zone taken out by Vm.close() before the fd is closed."""
     ram = mmap.mmap(-1, RAM)
     anchor = ctypes.c_char.from_buffer(ram)
     vm = kvm.create_vm()
     try:
         vm.set_tss_addr(PC.tss_addr)
+        if slot_first:
+            vm.add_memory(0, RAM, ctypes.addressof(anchor))
         vm.create_irqchip()
         if pit:
             vm.create_pit2()
-        vm.add_memory(0, RAM, ctypes.addressof(anchor))
+        if not slot_first:
+            vm.add_memory(0, RAM, ctypes.addressof(anchor))
+        if zone:
+            vm.register_coalesced(PC.com1_port, 1, pio=True)
+            if zone == "kept":
+                vm._zones.clear()            # what Vm.close() did before it unregistered zones
         vcpu = vm.create_vcpu(0)
         if run:
             ram[0x1000:0x1002] = b"\xe6\x80"
@@ -87,7 +99,8 @@ def main() -> None:
     a = ap.parse_args()
     image = build("outloop.S", defines={"COUNT": 1, "PORT": 0x80})
     cells = {"pyvmm Machine.close() after a run": [], "pyvmm, eager PIT": [], "vm (irqchip, RAM, vCPU)": [],
-             "vm, its vCPU ran one exit": [], "vm + pit": []}
+             "vm, its vCPU ran one exit": [], "vm + pit": [], "vm, RAM slot before the irqchip": [],
+             "vm + coalesced zone left to destroy": [], "vm + coalesced zone unregistered": []}
     with Kvm() as kvm:
         for _ in range(a.runs):
             cells["pyvmm Machine.close() after a run"].append(close_machine(image))
@@ -95,6 +108,9 @@ def main() -> None:
             cells["vm (irqchip, RAM, vCPU)"].append(close_vm(kvm, False))
             cells["vm, its vCPU ran one exit"].append(close_vm(kvm, False, run=True))
             cells["vm + pit"].append(close_vm(kvm, True))
+            cells["vm, RAM slot before the irqchip"].append(close_vm(kvm, False, slot_first=True))
+            cells["vm + coalesced zone left to destroy"].append(close_vm(kvm, False, zone="kept"))
+            cells["vm + coalesced zone unregistered"].append(close_vm(kvm, False, zone="unregistered"))
     print(f"close() of a finished VM, {a.runs} alternating rounds, ms: median (min-max); "
           f"load average {os.getloadavg()[0]:.2f}")
     for label, xs in cells.items():
