@@ -178,14 +178,12 @@ class Machine:
         self.vm = vm = kvm.create_vm()
         vm.set_tss_addr(PC.tss_addr)
         vm.set_identity_map_addr(PC.identity_map_addr)
-        # The irqchip before the first memory slot: KVM then destroys the VM in 0.3 ms; with a slot added first, the
-        # close of the VM's fd took 15 ms on the development host (tests/bench/bench_vm_destroy.py, "RAM slot before the irqchip").
-        vm.create_irqchip()
-        vm.set_gsi_routing(pc_gsi_routes())
         if self.memory is None:
             self.memory = GuestMemory(cfg.memory)
         self.guest = self.memory
         self._add_memory()
+        vm.create_irqchip()
+        vm.set_gsi_routing(pc_gsi_routes())
 
         self.bus = PortBus(on_unknown=self._on_unknown_port if "exits" in cfg.trace else None)
         self._lazy_pit = None
