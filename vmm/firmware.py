@@ -84,10 +84,15 @@ def ram_slots(regions: list[tuple[int, int, int]], hole: tuple[int, int] | None)
     return out
 
 
-def ram_less_alias(ranges: list[tuple[int, int]], alias: tuple[int, int]) -> list[tuple[int, int]]:
-    """RAM (gpa, size) ranges a load may write when a firmware window is mapped: the window's alias below 1 MiB
-    (`alias`: gpa, size) is ROM, not RAM (Machine.load_ranges, and vmm.igvm_source before a machine exists)."""
-    return [(g, n) for g, n, _ in ram_slots([(g, n, 0) for g, n in ranges], alias)]
+def load_targets(ram: list[tuple[int, int]], window: int, top_ram: int,
+                 alias: tuple[int, int]) -> list[tuple[int, int]]:
+    """(gpa, size) ranges a plan may write, as the machine maps them: RAM, less the window's alias below 1 MiB
+    (`alias`: gpa, size; ROM, not RAM) when there is a window of `window` bytes ending at 4 GiB, that window, and
+    `top_ram` bytes of RAM ending at 4 GiB (a TDX image's). For Machine.load_ranges, and for vmm.igvm_source before
+    a machine exists."""
+    if window:
+        ram = [(g, n) for g, n, _ in ram_slots([(g, n, 0) for g, n in ram], alias)] + [(FOUR_GIB - window, window)]
+    return ram + ([(FOUR_GIB - top_ram, top_ram)] if top_ram else [])
 
 
 class GuestView:

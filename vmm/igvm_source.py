@@ -32,18 +32,9 @@ class PreparedIgvm:
 
     def targets(self) -> list[tuple[int, int]]:
         """Where the plan may write: the machine's RAM, the firmware window and a TDX image's RAM below 4 GiB."""
-        return load_targets(self.host.ram, self.firmware_window, self.plan.top_ram)
-
-
-def load_targets(ram: list[tuple[int, int]], window: int, top_ram: int) -> list[tuple[int, int]]:
-    """(gpa, size) ranges a plan is checked against, as the machine will have them (Machine.load_ranges): RAM,
-    less the firmware's alias below 1 MiB when there is a window, the window ending at 4 GiB, RAM below 4 GiB."""
-    if window:
-        from .firmware import FOUR_GIB, ram_less_alias
+        from .firmware import load_targets
         from .pc_layout import PC
-        ram = ram_less_alias(ram, PC.low_rom_alias)
-        ram.append((FOUR_GIB - window, window))
-    return ram + ([(MMIO_HOLE_END - top_ram, top_ram)] if top_ram else [])
+        return load_targets(self.host.ram, self.firmware_window, self.plan.top_ram, PC.low_rom_alias)
 
 
 def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = None,
@@ -53,7 +44,8 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
     from loaders.igvm.load import choose_platform, igvm_plan
     from loaders.igvm.parameters import fill_parameters
 
-    from .firmware import window_for
+    from .firmware import load_targets, window_for
+    from .pc_layout import PC
     from .host import host_info
     from .files import read_file
     if raw is None:
@@ -69,7 +61,7 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
         host = host_info(memory, cpus, cmdline)
         window = 0 if plan.top_ram else window_for([(start, end) for start, end, _ in plan.ranges()])
         # every claimed size against the machine's RAM (and a TDX image's RAM below 4 GiB), before anything is filled
-        plan.check(load_targets(host.ram, window, plan.top_ram))   # a TDX image's RAM is no ROM: no window then
+        plan.check(load_targets(host.ram, window, plan.top_ram, PC.low_rom_alias))   # a TDX image's RAM is no ROM: no window then
         fill_parameters(plan, host)
         if spec.type == "uefi":
             from loaders.uefi.typed import apply_uefi

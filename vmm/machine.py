@@ -420,14 +420,9 @@ class Machine:
         directories mapped in a slot of their own above RAM and 4 GiB."""
         from kvm.mman import HostMapping
         from .gib_split import MAX_DIRECTORIES, PAGE, gib_entries, needs_split, pack_entry, plan_split
-        from .memory import GuestMemoryError
-        guest = self.guest
 
         def read_page(gpa: int) -> bytes | None:
-            try:
-                return guest.read(gpa, PAGE)
-            except (GuestMemoryError, LoadError):
-                return None
+            return self._read_guest(gpa, PAGE)
         entries: dict[int, int] = {}
         for index, vp in plan.vps.items():
             if index < self.config.cpus and needs_split(vp):
@@ -437,25 +432,24 @@ class Machine:
         base = max([MMIO_HOLE_END] + [r.end for r in self.memory.regions])
         base = (base + (2 << 20) - 1) & ~((2 << 20) - 1)
         directories, writes, left = plan_split(sorted(entries.items()), base)
-        if self._split_map is None or self._split_map.size < len(directories):
-            if self._split_map is not None:
-                raise LoadError("the page directories for 1 GiB pages grew after the first load")
+        if self._split_map is None:
             self._split_map = HostMapping(len(directories), what="mmap page directories for 1 GiB pages")
             self.vm.add_memory(base, len(directories), self._split_map.addr)
+        elif self._split_map.size < len(directories):
+            raise LoadError("the page directories for 1 GiB pages grew after the first load")
         self._split_map.view[:len(directories)] = directories
         for gpa, value in writes:
-            guest.write(gpa, pack_entry(value))
+            self.guest.write(gpa, pack_entry(value))
         if left:
             self.config.log(f"pyvmm: {left} 1 GiB page(s) beyond the first {MAX_DIRECTORIES} left as they are: "
                             "the guest faults if it uses them (KVM offers no 1 GiB pages)")
 
     def load_ranges(self) -> list[tuple[int, int]]:
         """Where a plan may write: RAM (less the ROM alias below 1 MiB) and the firmware window."""
-        ranges = self.memory.ranges()
         if self.window is None:
-            return ranges
-        from .firmware import ram_less_alias
-        return ram_less_alias(ranges, PC.low_rom_alias) + [(self.window.gpa, self.window.size)]
+            return self.memory.ranges()
+        from .firmware import load_targets
+        return load_targets(self.memory.ranges(), self.window.size, 0, PC.low_rom_alias)   # top_ram: in memory
 
     def cpuid_leaves(self, index: int = 0) -> list[tuple[int, int, bool, int, int, int, int]]:
         """The CPUID vCPU `index` was given: (function, index, index matters, eax, ebx, ecx, edx) per leaf."""
