@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from struct import Struct
 
-PAGE = 4096
+from kvm.uapi import PAGE_SIZE as PAGE
+
 ENTRIES = 512
 GIB, TWO_MIB = 1 << 30, 1 << 21
 MAX_DIRECTORIES = 1024          # 4 MiB of page directories: 1 TiB of distinct 1 GiB pages, more than any guest maps
