@@ -1,11 +1,14 @@
 """The port-I/O bus: a 65536-entry table from port to (device, offset), filled at registration time.
 
-The run loop calls pio() once per I/O exit, so lookups are one list index and no allocation;
-unknown ports read as all-ones (what a PC's floating bus and QEMU return) and ignore writes.
+A run loop calls pio() at the first exit of each kind of access (port, size, direction) and keeps what the bus
+says in its port cache (port_cache), so the next ones call the device's method directly; the bus empties the
+caches whenever a device comes or goes. Unknown ports read as all-ones (what a PC's floating bus and QEMU return)
+and ignore writes.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 PORT_COUNT = 0x10000
@@ -28,6 +31,8 @@ class PortBus:
         self._ranges: list[tuple[int, int, str]] = []
         self._on_unknown = on_unknown
         self._seen: set[int] = set()
+        self._caches: list[dict] = []          # the run loops' port caches (port_cache), emptied on every change
+        self._lock = threading.Lock()          # a cache entry is made from the table as it is, never a stale one
 
     def register(self, base: int, length: int, device: PortDevice, name: str, offset: int = 0) -> None:
         """Route ports base..base+length-1 to device at offsets offset.. (offset: a device whose ports are not
@@ -37,31 +42,59 @@ class PortBus:
         for b, n, other in self._ranges:
             if base < b + n and b < base + length:
                 raise ValueError(f"{name} at {base:#x}-{base + length - 1:#x} overlaps {other} at {b:#x}-{b + n - 1:#x}")
-        self._ranges.append((base, length, name))
-        self._ranges.sort()
-        for i in range(length):
-            self._table[base + i] = (device, offset + i)
-
-    @property
-    def reports_unknown(self) -> bool:
-        """Whether an unclaimed port is reported (on_unknown given); if not, a run loop need not tell the bus of one."""
-        return self._on_unknown is not None
-
-    def lookup_tables(self) -> tuple[list[tuple[PortDevice, int] | None], set[int]]:
-        """The port table (port -> (device, offset) or None) and the set of unclaimed ports already reported,
-        for a run loop that handles one-byte accesses inline: read-only to it; a port not in the set goes
-        through pio(), which reports it."""
-        return self._table, self._seen
+        with self._lock:
+            self._ranges.append((base, length, name))
+            self._ranges.sort()
+            for i in range(length):
+                self._table[base + i] = (device, offset + i)
+            self._forget()
 
     def unregister(self, base: int) -> None:
         """Remove the device registered at base (a decoder the guest moves, such as the PIIX4 PM block)."""
-        for entry in self._ranges:
-            if entry[0] == base:
-                self._ranges.remove(entry)
-                for i in range(entry[1]):
-                    self._table[base + i] = None
-                return
+        with self._lock:
+            for entry in self._ranges:
+                if entry[0] == base:
+                    self._ranges.remove(entry)
+                    for i in range(entry[1]):
+                        self._table[base + i] = None
+                    self._forget()
+                    return
         raise ValueError(f"nothing is registered at port {base:#x}")
+
+    def port_cache(self) -> dict:
+        """A new, empty cache for one run loop: the u.io word of a single port access (direction | size << 8 |
+        port << 16 | count << 32) -> (method, offset, size, view, index, mask), filled by cache_access(). A loop
+        that finds its word there makes the access without calling into the bus: method(offset, size) & mask into
+        view[index] for a read (mask != 0), method(offset, size, view[index]) for a write (mask 0), and for an
+        unclaimed port (method None) all-ones for a read and nothing for a write. The bus empties every cache
+        when a device comes or goes; drop_cache() when the loop ends."""
+        cache: dict = {}
+        with self._lock:
+            self._caches.append(cache)
+        return cache
+
+    def cache_access(self, cache: dict, word: int, port: int, write: bool, size: int, view, index: int,
+                     mask: int) -> None:
+        """Enter the access `word` in `cache`, as the table routes it now. Only after the same access went through
+        pio(), which reports an unclaimed port the first time (so a cached one has been reported)."""
+        with self._lock:
+            entry = self._table[port]
+            if entry is None:
+                cache[word] = (None, 0, size, view, index, mask)
+                return
+            dev, off = entry
+            cache[word] = (dev.io_write if write else dev.io_read, off, size, view, index, mask)
+
+    def drop_cache(self, cache: dict) -> None:
+        """Empty `cache` and stop tracking it (its entries hold views of a vCPU's kvm_run page, which is unmapped
+        after its loop ends)."""
+        with self._lock:
+            cache.clear()
+            self._caches = [c for c in self._caches if c is not cache]
+
+    def _forget(self) -> None:
+        for cache in self._caches:
+            cache.clear()
 
     def registrations(self) -> list[tuple[int, int, str]]:
         """(base, length, name) of every device, sorted by port, for --trace and docs."""

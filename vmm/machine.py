@@ -22,7 +22,7 @@ from chipset.uart16550 import Uart16550
 from kvm import Kvm, KvmError, Vcpu, install_kick_handler
 from kvm.ioctl import run_ioctl, thread_errno
 from kvm.uapi import (IRQCHIP_IOAPIC, IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, PAGE_SIZE,
-                      IO_IN, IO_OUT, PIO_PAGE_OFFSET, Cap, ExitReason, Ioctl, MpState, SystemEvent, exit_reason_name, field_offset,
+                      IO_OUT, PIO_PAGE_OFFSET, Cap, ExitReason, Ioctl, MpState, SystemEvent, exit_reason_name, field_offset,
                       kvm_run)
 from loaders.elf_symbols import Symbols
 from loaders.errors import LoadError
@@ -57,11 +57,15 @@ RUN_IO_SIZE = _run_index("u.io.size", 1)
 RUN_IO_PORT = _run_index("u.io.port", 2)
 RUN_IO_COUNT = _run_index("u.io.count", 4)
 RUN_IO_DATA_OFFSET = _run_index("u.io.data_offset", 8)
-RUN_IO_SHAPE = _run_index("u.io.direction", 1) // 2   # u16: direction | size << 8 (size is the next byte)
 RUN_MMIO_DATA = _run_index("u.mmio.data", 8)
 RUN_MMIO_IS_WRITE = _run_index("u.mmio.is_write", 1)
 if RUN_IO_SIZE != RUN_IO_DIRECTION + 1 or RUN_IO_DIRECTION % 2:
     raise AssertionError("kvm_run.u.io: direction and size are not one aligned u16")
+# u.io's direction, size, port and count as one u64 (direction | size << 8 | port << 16 | count << 32): the key of
+# the run loop's port cache, read with one index
+RUN_IO_WORD = RUN_IO_DIRECTION // 8
+if (RUN_IO_DIRECTION % 8, RUN_IO_PORT * 2 - RUN_IO_WORD * 8, RUN_IO_COUNT * 4 - RUN_IO_WORD * 8) != (0, 2, 4):
+    raise AssertionError("kvm_run.u.io: direction, size, port and count are not one aligned u64")
 PIO_DATA = PIO_PAGE_OFFSET * PAGE_SIZE   # where KVM puts KVM_EXIT_IO data (data_offset)
 
 
@@ -566,37 +570,28 @@ class Machine:
                 self._pause.leave()
 
     def _vcpu_loop(self, vcpu: Vcpu) -> None:
-        """The hot path: KVM_RUN, drain the serial ring, dispatch port I/O; everything else goes to _exit().
+        """The hot path: KVM_RUN, drain the coalesced ring, dispatch port I/O; everything else goes to _exit().
 
         A single port access costs what the floor loop of tests/bench/bench_exits.py costs (the ctypes call, the
-        exit reason, the port) plus three kvm_run reads and the device's method: all else is bound before the loop,
-        and every `if` in it jumps a short way (an EXTENDED_ARG between a compare and its jump keeps CPython 3.11
-        from specializing the compare)."""
+        exit reason, the port) plus the ring word, one dict lookup of the u.io word and the device's method: all
+        else is bound before the loop, and every `if` in it jumps a short way (an EXTENDED_ARG between a compare
+        and its jump keeps CPython 3.11 from specializing the compare)."""
         vcpu.attach_thread()
         # kvm_run read through typed views of its page (an index is cheaper than a ctypes .value), at the RUN_*
         # indexes above. They are locals, so they are released when the loop ends, before the page is unmapped.
         page = vcpu.page.view
-        u16, u32, i64 = page.cast("H"), page.cast("I"), page.cast("q")   # i64: all-ones is -1, a cached int
-        EXIT_REASON, PORT, COUNT, SHAPE, DATA = RUN_EXIT_REASON, RUN_IO_PORT, RUN_IO_COUNT, RUN_IO_SHAPE, PIO_DATA
+        u32, i64 = page.cast("I"), page.cast("q")   # i64: all-ones is -1, a cached int
+        EXIT_REASON, IO_WORD = RUN_EXIT_REASON, RUN_IO_WORD
         MMIO_DATA, MMIO_IS_WRITE = RUN_MMIO_DATA, RUN_MMIO_IS_WRITE
         fd, run, RUN = vcpu.fd, run_ioctl, int(Ioctl.RUN)   # plain ints: run_ioctl has no argtypes
         errno_now = thread_errno()          # this vCPU thread's errno, read after a KVM_RUN that failed
-        pio = self.bus.pio
-        table, seen = self.bus.lookup_tables()
-        report = self.bus.reports_unknown   # else an unclaimed port needs no call into the bus (it reports nothing)
-        # The inline paths below take single accesses (count 1) of these shapes (direction | size << 8): one byte,
-        # and two or four bytes as (view, index, size, mask, is_write); the bus's table inline, no call into the
-        # bus. Their data is at DATA, where x86 KVM always puts it (data_offset = KVM_PIO_PAGE_OFFSET * PAGE_SIZE,
-        # Linux arch/x86/kvm/x86.c). With --trace milestones every exit goes through pio() (wrapped to note the
-        # first), so the shapes are ones no access has.
-        OUT1, IN1 = IO_OUT | 1 << 8, IO_IN | 1 << 8
-        wide = {}
-        for d in (IO_IN, IO_OUT):
-            for n, v in ((2, u16), (4, u32)):
-                wide[d | n << 8] = (v, DATA // n, n, (1 << 8 * n) - 1, d == IO_OUT)
-        if self.config.milestones is not None:
-            pio = self._first_exit_noted(pio)
-            OUT1, IN1, wide = -1, -1, {}
+        # Port exits: the u.io word (direction, size, port, count) -> (method, offset, size, view, index, mask) of a
+        # single access, filled by _port_miss() at a word's first exit and emptied by the bus when a device comes or
+        # goes; mask is 0 for a write, else what a read keeps; method None: an unclaimed port (a read gives mask).
+        # Its data is at PIO_DATA, where x86 KVM always puts it (data_offset = KVM_PIO_PAGE_OFFSET * PAGE_SIZE,
+        # Linux arch/x86/kvm/x86.c), viewed at the access's width.
+        cache = self.bus.port_cache()
+        miss = self._port_miss_handler(page, cache)
         # MMIO that reaches the VMM claims nothing: a read gives all-ones, a write is ignored. Inline unless _exit()
         # has more to do: note a milestone, trace the address, or see whether a write hit the firmware ROM.
         MMIO = ExitReason.MMIO if self.config.milestones is None and "exits" not in self.config.trace else -1
@@ -634,50 +629,40 @@ class Machine:
                     if self._exit(vcpu, reason):
                         break
                     continue
-                shape = u16[SHAPE]
-                port = u16[PORT]
-                if u32[COUNT] != 1:
-                    self._port_string(page, port, pio)
+                try:
+                    method, off, size, view, i, mask = cache[i64[IO_WORD]]
+                except KeyError:
+                    miss(i64[IO_WORD])
                     continue
-                if shape == OUT1:
-                    entry = table[port]
-                    if entry is not None:
-                        dev, off = entry
-                        dev.io_write(off, 1, page[DATA])
-                    elif report and port not in seen:
-                        pio(port, 1, 1, True, page[DATA:DATA + 1])
-                    continue
-                if shape == IN1:
-                    entry = table[port]
-                    if entry is not None:
-                        dev, off = entry
-                        page[DATA] = dev.io_read(off, 1) & 0xFF
-                    else:
-                        page[DATA] = 0xFF
-                        if report and port not in seen:
-                            pio(port, 1, 1, False, page[DATA:DATA + 1])
-                    continue
-                access = wide.get(shape)
-                if access is None:
-                    self._port_string(page, port, pio)
-                    continue
-                view, i, size, mask, write = access
-                entry = table[port]
-                if entry is not None:
-                    dev, off = entry
-                    if write:
-                        dev.io_write(off, size, view[i])
-                    else:
-                        view[i] = dev.io_read(off, size) & mask
-                    continue
-                if not write:
-                    view[i] = mask
-                if report and port not in seen:
-                    pio(port, size, 1, write, page[DATA:DATA + size])
+                if mask:
+                    view[i] = mask if method is None else method(off, size) & mask
+                elif method is not None:
+                    method(off, size, view[i])
         finally:
-            del ring
+            self.bus.drop_cache(cache)
+            del ring, u32, i64, miss, cache
             vcpu.detach_thread()
             self.exit_counts[vcpu.index] = exits
+
+    def _port_miss_handler(self, page: memoryview, cache: dict) -> Callable[[int], None]:
+        """The run loop's handler of a port exit its cache lacks: the access goes through the bus (which reports an
+        unclaimed port once), and a single access of 1, 2 or 4 bytes is cached for the next time, unless --trace
+        milestones wants every exit through pio() (to note the first)."""
+        pio = self.bus.pio
+        views = {1: page, 2: page.cast("H"), 4: page.cast("I")}
+        keep = self.config.milestones is None
+        if not keep:
+            pio = self._first_exit_noted(pio)
+        bus = self.bus
+
+        def miss(word: int) -> None:
+            direction, size, port, count = word & 0xFF, word >> 8 & 0xFF, word >> 16 & 0xFFFF, word >> 32
+            self._port_string(page, port, pio)
+            if keep and count == 1 and size in views:
+                write = direction == IO_OUT
+                bus.cache_access(cache, word, port, write, size, views[size], PIO_DATA // size,
+                                 0 if write else (1 << 8 * size) - 1)
+        return miss
 
     def _interrupted(self, vcpu: Vcpu, page: memoryview, err: int) -> bool:
         """KVM_RUN failed with errno err: a kick (EINTR, or EAGAIN) unless something is wrong. True when this vCPU
