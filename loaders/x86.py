@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from .plan import Segment, VpState
 
 CR0_PE, CR0_ET, CR0_NE, CR0_WP, CR0_PG = 1, 1 << 4, 1 << 5, 1 << 16, 1 << 31
-CR4_PAE, CR4_LA57 = 1 << 5, 1 << 12
+CR4_PSE, CR4_PAE, CR4_LA57 = 1 << 4, 1 << 5, 1 << 12
 EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE = 1, 1 << 8, 1 << 10, 1 << 11
 MSR_PAT, MSR_MTRR_DEF_TYPE = 0x277, 0x2FF      # Intel SDM vol. 4, table 2-2
 MTRR_DEF_TYPE_ENABLE = 1 << 11                 # IA32_MTRR_DEF_TYPE.E
@@ -24,7 +24,7 @@ TSS64 = 0x008B    # busy 64-bit TSS
 # Page-table entries of 4-level and 5-level paging: Intel SDM vol. 3A, section 4.5 ("4-Level Paging and 5-Level
 # Paging"), Tables 4-14 to 4-20. P, R/W, U/S and XD mean the same at every level; PS (bit 7) makes a PDPTE (level
 # 3) map a 1 GiB page and a PDE (level 2) a 2 MiB page, is reserved in a PML5E/PML4E and is PAT in a PTE.
-PTE_P, PTE_RW, PTE_US, PTE_PS = 1, 1 << 1, 1 << 2, 1 << 7
+PTE_P, PTE_RW, PTE_US, PTE_A, PTE_D, PTE_PS = 1, 1 << 1, 1 << 2, 1 << 5, 1 << 6, 1 << 7
 PTE_XD = 1 << 63
 PTE_ADDR = ((1 << 52) - 1) & ~0xFFF            # bits 12-51: the next table, in an entry that references one
 PAGE_TABLE = struct.Struct("<512Q")            # one 4 KiB table of 512 entries, at every level
@@ -50,9 +50,10 @@ def identity_page_tables(base: int, gib: int = 4) -> bytes:
     """PML4 + PDPT + `gib` page directories at `base` identity-mapping the first `gib` GiB with 2 MiB pages."""
     if base & 0xFFF or not 1 <= gib <= 512:
         raise ValueError("page tables need a page-aligned base and 1..512 GiB")
-    pml4 = struct.pack("<Q", (base + 0x1000) | 0x3).ljust(0x1000, b"\0")
-    pdpt = b"".join(struct.pack("<Q", (base + 0x2000 + i * 0x1000) | 0x3) for i in range(gib)).ljust(0x1000, b"\0")
-    pds = b"".join(struct.pack("<Q", (i << 21) | 0x83) for i in range(512 * gib))
+    table = PTE_P | PTE_RW
+    pml4 = struct.pack("<Q", (base + 0x1000) | table).ljust(0x1000, b"\0")
+    pdpt = b"".join(struct.pack("<Q", (base + 0x2000 + i * 0x1000) | table) for i in range(gib)).ljust(0x1000, b"\0")
+    pds = b"".join(struct.pack("<Q", (i << 21) | table | PTE_PS) for i in range(512 * gib))
     return pml4 + pdpt + pds
 
 
