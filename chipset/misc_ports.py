@@ -17,6 +17,11 @@ class PostCode:
     def io_write(self, offset: int, size: int, value: int) -> None:
         self.last = value & 0xFF
 
+    def io_write_string(self, offset: int, size: int, data: bytes) -> None:
+        """Codes written one after another (a rep outsb, or the writes KVM buffered): the last one stays."""
+        if data:
+            self.last = data[-size]
+
 
 class FastA20:
     """Port 0x92 (system control port A): A20 always enabled; bit 0 written as 1 is a fast reset."""

@@ -26,6 +26,10 @@ def ring_page(first: int, data: bytes, port: int = 0x3F8) -> memoryview:
     return memoryview(page)
 
 
+def _no_other(addr, size, data):
+    raise AssertionError(f"an entry at {addr:#x} in a ring of COM1 writes")
+
+
 def test_the_ring_holds_what_the_kernel_header_says():
     assert SLOTS == 170
 
@@ -35,11 +39,11 @@ def test_drain_hands_over_bytes_in_order_and_consumes_them():
     ring = CoalescedRing(page)
     assert ring.pending()
     got = []
-    assert ring.drain_bytes(got.append) == 5
+    assert ring.drain(0x3F8, got.append, _no_other) == 5
     assert got == [b"hello"]
     assert struct.unpack_from("<II", page) == (10, 10)   # first moved up to last: KVM may reuse the slots
     assert not ring.pending()
-    assert ring.drain_bytes(got.append) == 0 and got == [b"hello"]   # nothing pending: sink not called
+    assert ring.drain(0x3F8, got.append, _no_other) == 0 and got == [b"hello"]   # nothing pending: sink not called
     ring.close()
 
 
@@ -48,7 +52,7 @@ def test_any_start_and_length_including_wrap_around(first, data):
     page = ring_page(first, data)
     ring = CoalescedRing(page)
     got = bytearray()
-    assert ring.drain_bytes(got.extend) == len(data)
+    assert ring.drain(0x3F8, got.extend, _no_other) == len(data)
     assert bytes(got) == data
     assert struct.unpack_from("<II", page)[0] == (first + len(data)) % 170
     ring.close()
@@ -58,11 +62,11 @@ def test_entries_appended_after_a_drain_are_read_next():
     page = ring_page(168, b"ab")                          # slots 168, 169
     ring = CoalescedRing(page)
     got = bytearray()
-    ring.drain_bytes(got.extend)
+    ring.drain(0x3F8, got.extend, _no_other)
     for slot, b in ((0, b"c"), (1, b"d")):                # KVM appends at `last`, which wrapped to 0
         ENTRY.pack_into(page, 8 + 24 * slot, 0x3F8, 1, 1, b + b"\0" * 7)
     struct.pack_into("<I", page, 4, 2)
-    ring.drain_bytes(got.extend)
+    ring.drain(0x3F8, got.extend, _no_other)
     assert bytes(got) == b"abcd"
 
 
@@ -70,7 +74,7 @@ def test_concurrent_drains_deliver_each_byte_once_in_order():
     page = ring_page(0, bytes(range(100)))
     ring = CoalescedRing(page)
     got = bytearray()
-    threads = [threading.Thread(target=ring.drain_bytes, args=(got.extend,)) for _ in range(4)]
+    threads = [threading.Thread(target=ring.drain, args=(0x3F8, got.extend, _no_other)) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -116,3 +120,55 @@ def test_a_vm_takes_its_coalesced_zones_out_before_its_fd_closes(kvm_ok, monkeyp
     assert [z for r, z in calls if r == Ioctl.UNREGISTER_COALESCED_MMIO] == [(0x3F8, 1, 1), (0xE0000000, 8, 0),
                                                                              (0x80, 1, 1)]
     assert vm.fd == -1
+
+
+# An entry: (phys_addr, len, data). The addresses include COM1 with a high byte set, which only an 8-byte
+# compare tells from COM1.
+ENTRIES = st.lists(st.tuples(st.sampled_from([0x3F8, 0x80, 0x70, 0x402, 0x3F8 | 1 << 40, 0xFED00000]),
+                             st.integers(1, 8), st.binary(min_size=8, max_size=8)), max_size=169)
+
+
+def mixed_page(first: int, entries) -> memoryview:
+    page = bytearray(4096)
+    for i, (addr, n, data) in enumerate(entries):
+        ENTRY.pack_into(page, 8 + 24 * ((first + i) % 170), addr, n, 1, data)
+    struct.pack_into("<II", page, 0, first, (first + len(entries)) % 170)
+    return memoryview(page)
+
+
+@given(first=st.integers(0, 169), entries=ENTRIES)
+def test_drain_splits_the_ring_by_address_in_the_guests_order(first, entries):
+    """Oracle: the ring read entry by entry as <linux/kvm.h> lays it out; COM1 entries give their first data byte,
+    every other entry its `len` bytes."""
+    want = [("com1", bytes(d[:1])) if a == 0x3F8 else ("other", a, d[:n]) for a, n, d in entries]
+    got = []
+
+    def other(addr, size, data):          # a run of writes of one size to one address: split it back up
+        assert len(data) % size == 0 and data
+        got.extend(("other", addr, data[i:i + size]) for i in range(0, len(data), size))
+    ring = CoalescedRing(mixed_page(first, entries))
+    assert ring.drain(0x3F8, lambda b: got.extend(("com1", bytes([x])) for x in b), other) == len(entries)
+    assert got == want and not ring.pending()
+    ring.close()
+
+
+def test_a_com1_only_ring_reaches_the_sink_in_one_call_per_span():
+    got = []
+    ring = CoalescedRing(ring_page(160, bytes(range(20))))     # slots 160-169, then 0-9
+    ring.drain(0x3F8, got.append, _no_other)
+    assert got == [bytes(range(10)), bytes(range(10, 20))]
+
+
+def test_a_run_of_writes_to_one_port_arrives_as_one_call():
+    calls = []
+    entries = [(0x80, 1, bytes([i]) * 8) for i in range(5)] + [(0x3F8, 1, b"x" * 8)] + [(0x80, 1, b"\x09" * 8)]
+    CoalescedRing(mixed_page(3, entries)).drain(0x3F8, lambda b: calls.append(("com1", b)),
+                                                 lambda a, n, d: calls.append((a, n, d)))
+    assert calls == [(0x80, 1, bytes(range(5))), ("com1", b"x"), (0x80, 1, b"\x09")]
+
+
+def test_a_ring_with_indexes_past_its_slots_is_refused_not_read():
+    page = ring_page(0, b"ab")
+    struct.pack_into("<II", page, 0, 0, 500)
+    with pytest.raises(ValueError, match="past its 170 slots"):
+        CoalescedRing(page).drain(0x3F8, print, print)

@@ -185,6 +185,7 @@ class Machine:
         vm.create_irqchip()
         vm.set_gsi_routing(pc_gsi_routes())
 
+        self._buffered: dict[int, tuple[object, int]] = {}    # port -> (device, offset) of writes KVM buffers
         self.bus = PortBus(on_unknown=self._on_unknown_port if "exits" in cfg.trace else None)
         self._lazy_pit = None
         if cfg.lazy_pit:
@@ -234,10 +235,13 @@ class Machine:
             from .pause import VcpuPause
             self._pause = VcpuPause(vm.vcpus)
 
-        self._ring = None              # COM1's THR writes, buffered by KVM; None where KVM cannot coalesce PIO
+        # COM1's THR writes and the ports of _buffer_writes, buffered by KVM; None where KVM cannot coalesce PIO (then
+        # every one of those writes exits, and the bus applies it at once)
+        self._ring = None
         ring_page = kvm.check_extension(Cap.COALESCED_MMIO)
         if ring_page and kvm.check_extension(Cap.COALESCED_PIO):
-            vm.register_coalesced(PC.com1_port, 1, pio=True)
+            for port in (PC.com1_port, *self._buffered):
+                vm.register_coalesced(port, 1, pio=True)
             self._ring = vm.open_coalesced_ring(ring_page)
 
     def _read_guest(self, gpa: int, size: int) -> bytes | None:
@@ -277,15 +281,34 @@ class Machine:
         from chipset.misc_ports import FastA20, PostCode, ResetControl
         from .memory import ram_layout
         reset = lambda: self.request_stop(Outcome.RESET, status.OK, "guest reset")  # noqa: E731
-        self.bus.register(PC.post_port, 1, PostCode(), "POST code")
+        post = PostCode()
+        self.bus.register(PC.post_port, 1, post, "POST code")
+        self._buffer_writes(PC.post_port, post)
         self.bus.register(PC.a20_port, 1, FastA20(reset=reset), "fast A20")   # bit 0: QEMU's port92 resets
         self.bus.register(PC.reset_port, 1, ResetControl(reset=reset), "reset control")
         ram = ram_layout(self.config.memory)
         self.cmos = Cmos(ram[0][1], sum(n for gpa, n in ram[1:]), self.config.cpus)
         self.bus.register(PC.cmos_port, 2, self.cmos, "CMOS/RTC")
+        self._buffer_writes(PC.cmos_port, self.cmos)            # the index port only: a data access exits
         if self.config.debugcon is not None:
             from chipset.debugcon import DebugCon
-            self.bus.register(PC.debugcon_port, 1, DebugCon(self.config.debugcon), "debug console")
+            debugcon = DebugCon(self.config.debugcon)
+            self.bus.register(PC.debugcon_port, 1, debugcon, "debug console")
+            self._buffer_writes(PC.debugcon_port, debugcon)
+
+    def _buffer_writes(self, port: int, device) -> None:
+        """Let KVM buffer the guest's one-byte writes to `port` in the coalesced ring instead of exiting; the run
+        loop applies them, in the guest's order, before it handles the next exit (so before any read of the same
+        device), and so does run() when it ends. Only for a write whose effect no one sees before then: the POST
+        code (Linux's io_delay writes it around every slow port access), the CMOS index (QEMU coalesces it too,
+        hw/rtc/mc146818rtc.c "rtc-index"), the debug console's output."""
+        self._buffered[port] = (device, 0)
+
+    def _apply_buffered(self, port: int, size: int, data: bytes) -> None:
+        """Writes of `size` bytes KVM buffered in the ring (see _buffer_writes), one after another in `data`, applied
+        now as a string write (a device with io_write_string takes them in one call)."""
+        if port in self._buffered:
+            self.bus.pio(port, size, len(data) // size, True, data)
 
     def _add_pci(self) -> None:
         """PCI bus 0 through configuration mechanism #1: the i440FX host bridge, the PIIX3 ISA bridge and the PIIX4
@@ -494,7 +517,7 @@ class Machine:
         sample = "rip" in self.config.trace
         try:
             while not self._stop.wait(DRAIN_INTERVAL):
-                self.drain_serial()
+                self.drain_ring()
                 if sample:                      # every vCPU notes its RIP at its next KVM_RUN return (EINTR)
                     for v in self.vm.vcpus:
                         self._want_sample[v.index] = True
@@ -510,7 +533,7 @@ class Machine:
                     t.join(0.1)
                     if t.is_alive():
                         self.vm.vcpus[int(t.name[4:])].kick()
-        self.drain_serial()
+        self.drain_ring()
         if sample:
             from .rip_report import rip_report
             self.config.log(rip_report(self.rip_samples, self.config.symbols))
@@ -520,11 +543,12 @@ class Machine:
                 self.config.log(self._emulation.report())
         return self._result
 
-    def drain_serial(self) -> None:
-        """Hand the UART every THR byte KVM buffered in the coalesced ring, in order."""
+    def drain_ring(self) -> None:
+        """Apply every write KVM buffered in the coalesced ring, in order: THR bytes to the UART, the rest to their
+        devices (_buffer_writes)."""
         ring = self._ring
         if ring is not None and ring.pending():
-            ring.drain_bytes(self.uart.transmit)
+            ring.drain(PC.com1_port, self.uart.transmit, self._apply_buffered)
 
     def _vcpu_thread(self, vcpu: Vcpu) -> None:
         try:
@@ -579,12 +603,12 @@ class Machine:
         rom = self.window is not None
         # The coalesced ring's (first, last) read as one u64: nothing is pending while it equals `drained`, the
         # value it had after this loop's last drain (first == last there; a drain by another thread, or an entry
-        # KVM appended, changes it). Without a ring, a zero word that never changes.
+        # KVM appended, changes it). Without a ring, a zero word that never changes and so never calls drain.
         if self._ring is not None:
-            ring, drain, transmit = self._ring.head.cast("B").cast("Q"), self._ring.drain_bytes, self.uart.transmit
+            ring, drain = self._ring.head.cast("B").cast("Q"), self.drain_ring
         else:
-            ring, drain, transmit = memoryview(bytearray(8)).cast("Q"), None, None
-        drained = -1
+            ring, drain = memoryview(bytearray(8)).cast("Q"), None
+        drained = -1 if drain is not None else 0
         IO = ExitReason.IO
         exits = 0
         try:
@@ -597,7 +621,7 @@ class Machine:
                     continue
                 exits += 1
                 if ring[0] != drained:
-                    drain(transmit)
+                    drain()
                     drained = ring[0]
                 if u32[EXIT_REASON] != IO:
                     reason = u32[EXIT_REASON]
