@@ -23,54 +23,33 @@ from __future__ import annotations
 from struct import Struct
 
 from kvm.uapi import PAGE_SIZE as PAGE
+from loaders.x86 import CR0_PG, CR4_LA57, EFER_LMA, PAGE_TABLE, PTE_PS, PTE_XD, walk_page_tables
 
 ENTRIES = 512
 GIB, TWO_MIB = 1 << 30, 1 << 21
 MAX_DIRECTORIES = 1024          # 4 MiB of page directories: 1 TiB of distinct 1 GiB pages, more than any guest maps
 
-_TABLE = Struct(f"<{ENTRIES}Q")
 _ENTRY = Struct("<Q")
-_P, _PS = 1, 1 << 7
-_XD = 1 << 63
-_ADDR = ((1 << 52) - 1) & ~(PAGE - 1)          # bits 12-51: the next table, in a non-leaf entry
 _GIB_ADDR = ((1 << 52) - 1) & ~(GIB - 1)       # bits 30-51: a 1 GiB page's frame
 _GIB_RESERVED = (GIB - 1) & ~0x1FFF            # bits 13-29: must be 0 in a PDPTE that maps 1 GiB
-_NONLEAF_KEEP = 0x3F | _XD                     # P, R/W, U/S, PWT, PCD, A, XD
-_CR0_PG, _CR4_LA57, _EFER_LMA = 1 << 31, 1 << 12, 1 << 10
+_NONLEAF_KEEP = 0x3F | PTE_XD                  # P, R/W, U/S, PWT, PCD, A, XD
 
 
 def gib_entries(read_page, cr3: int, cr4: int) -> list[tuple[int, int]]:
     """(GPA, value) of every present PDPTE that maps a 1 GiB page, under the 4- or 5-level tables at `cr3`.
 
     read_page(gpa) gives the 4 KiB page at gpa, or None where there is no memory (that table is skipped, as the
-    CPU would fault on it when used, not before)."""
-    levels = 5 if cr4 & _CR4_LA57 else 4
-    found: list[tuple[int, int]] = []
-    todo = [(cr3 & _ADDR, levels)]
-    seen: set[tuple[int, int]] = set()
-    while todo:
-        gpa, level = todo.pop()
-        if (gpa, level) in seen:
-            continue
-        seen.add((gpa, level))
-        page = read_page(gpa)
-        if page is None:
-            continue
-        for i, e in enumerate(_TABLE.unpack(page)):
-            if not e & _P:
-                continue
-            if level == 3:
-                if e & _PS and not e & _GIB_RESERVED:
-                    found.append((gpa + 8 * i, e))
-            else:
-                todo.append((e & _ADDR, level - 1))        # PML5/PML4 entries: PS is reserved there
-    return found
+    CPU would fault on it when used, not before). The walk stops at the PDPTs: nothing below them maps 1 GiB. An
+    entry with reserved bits set is left alone: the CPU faults on it whether it is split or not."""
+    levels = 5 if cr4 & CR4_LA57 else 4
+    return [(gpa + 8 * i, e) for gpa, level, i, e in walk_page_tables(read_page, cr3, levels, lowest=3)
+            if level == 3 and e & PTE_PS and not e & _GIB_RESERVED]
 
 
 def split_directory(pdpte: int) -> bytes:
     """The page directory of 512 2 MiB pages that map what the 1 GiB PDPTE `pdpte` maps, with its attributes."""
     frame, attrs = pdpte & _GIB_ADDR, pdpte & ~_GIB_ADDR
-    return _TABLE.pack(*(attrs | (frame + j * TWO_MIB) for j in range(ENTRIES)))
+    return PAGE_TABLE.pack(*(attrs | (frame + j * TWO_MIB) for j in range(ENTRIES)))
 
 
 def pointer_entry(pdpte: int, directory_gpa: int) -> int:
@@ -80,7 +59,7 @@ def pointer_entry(pdpte: int, directory_gpa: int) -> int:
 
 def needs_split(vp) -> bool:
     """Whether a VP starts in IA-32e mode with paging (the only mode with 1 GiB pages); None: the reset value."""
-    return bool((vp.cr0 or 0) & _CR0_PG and (vp.efer or 0) & _EFER_LMA)
+    return bool((vp.cr0 or 0) & CR0_PG and (vp.efer or 0) & EFER_LMA)
 
 
 def plan_split(entries: list[tuple[int, int]], base: int) -> tuple[bytes, list[tuple[int, int]], int]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from ..errors import IgvmError, LoadError
 from ..plan import LoadPlan, Segment, VpState
 from ..record import replace
-from ..x86 import FOUR_GIB
+from ..x86 import CR0_PG, EFER_LMA, FOUR_GIB, PTE_PS, walk_page_tables
 from . import model as m
 from .constants import PAGE_SIZE, PageDataFlags, PageDataType, Platform
 from .load import igvm_plan
@@ -38,9 +38,6 @@ NO_CONFIDENTIALITY = {
            "it has no TDX module: CPUID leaf 0x21 is not 'IntelTDX' and TDCALL raises #UD",
 }
 _KEEP_FLAGS = int(PageDataFlags.IS_2MB_PAGE)
-_PRESENT, _PS = 1, 1 << 7
-_CR0_PG, _EFER_LMA = 1 << 31, 1 << 10
-_PTE_ADDR = ((1 << 52) - 1) & ~0xFFF
 
 # The TD vCPU's initial state (see the module docstring).
 TDX_FLAT_CODE = Segment(0, 0, 0xFFFFFFFF, 0xC09B)
@@ -65,34 +62,24 @@ def tdx_initial_state(vp_index: int) -> VpState:
 def _walk_page_tables(pages: dict[int, int], directives: list, cr3: int, strip: bool, notes: list[str]) -> None:
     """Walk the 4-level page tables under CR3 that the file itself supplies: with `strip`, clear the C-bit in every
     present entry (a plain guest's MAXPHYADDR makes it a reserved bit); note 1 GiB pages, which the machine splits
-    into 2 MiB pages where KVM offers none (vmm/gib_split.py)."""
+    into 2 MiB pages where KVM offers none (vmm/gib_split.py). Only pages whose bytes change are rewritten, so the
+    others keep their place in the file (a plan copies runs of untouched pages as one slice)."""
     c_bit = 1 << SNP_C_BIT
-    changed: dict[int, bytearray] = {}
-    todo = [(cr3 & _PTE_ADDR, 4)]
-    seen = set()
+    tables: dict[int, bytearray] = {}
+
+    def read(gpa: int) -> bytearray | None:
+        i = pages.get(gpa)
+        if i is None or directives[i].data is None:
+            return None
+        return tables.setdefault(gpa, bytearray(directives[i].data[:PAGE_SIZE]))
     gib_pages = False
-    while todo:
-        gpa, level = todo.pop()
-        if gpa in seen or gpa not in pages or level == 0:
-            continue
-        seen.add(gpa)
-        d = directives[pages[gpa]]
-        if d.data is None:
-            continue
-        table = changed.setdefault(gpa, bytearray(d.data[:PAGE_SIZE]))
-        for off in range(0, PAGE_SIZE, 8):
-            e = int.from_bytes(table[off:off + 8], "little")
-            if not e & _PRESENT:
-                continue
-            if strip and e & c_bit:
-                e &= ~c_bit
-                table[off:off + 8] = e.to_bytes(8, "little")
-            if level < 4 and e & _PS:
-                gib_pages |= level == 3
-            elif level > 1:
-                todo.append((e & _PTE_ADDR & ~c_bit, level - 1))
+    for gpa, level, i, e in walk_page_tables(read, cr3, 4, next_mask=~c_bit):
+        if strip and e & c_bit:
+            tables[gpa][8 * i:8 * i + 8] = (e & ~c_bit).to_bytes(8, "little")
+        if level == 3 and e & PTE_PS:
+            gib_pages = True
     n = 0
-    for gpa, table in changed.items():
+    for gpa, table in tables.items():
         i = pages[gpa]
         if bytes(table) != bytes(directives[i].data[:PAGE_SIZE]):
             directives[i] = replace(directives[i], data=bytes(table), file_offset=0)
@@ -147,7 +134,7 @@ def confidential_plan(f: m.IgvmFile, name: str, vcpus: int) -> tuple[LoadPlan, m
                 vps[i] = vmsa_to_state(page, notes if i == 0 else [])
             except IgvmError as e:
                 raise LoadError(f"VMSA of VP {i}: {e}") from None
-        if vps[0].cr0 & _CR0_PG and vps[0].efer & _EFER_LMA:
+        if vps[0].cr0 & CR0_PG and vps[0].efer & EFER_LMA:
             strip = vps[0].cr3 != int.from_bytes(bytes(vmsas[0][0x150:0x158]), "little")
             _walk_page_tables(pages, directives, vps[0].cr3, strip, notes)
         unused = sorted(i for i in vps if i >= vcpus)

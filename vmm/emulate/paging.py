@@ -4,14 +4,13 @@ code on a missing page or a permission fault (Intel SDM vol. 3 chapter 4)."""
 
 from __future__ import annotations
 
+from loaders.x86 import CR0_PG, CR0_WP, CR4_LA57, CR4_PAE, CR4_PSE, EFER_LMA, EFER_NXE
+from loaders.x86 import PTE_A as A, PTE_ADDR as ADDR_MASK, PTE_D as D, PTE_P as P, PTE_PS as PS, PTE_RW as RW
+from loaders.x86 import PTE_US as US, PTE_XD as NX
+
 from .faults import PF, CannotEmulate, GuestFault
 
-CR0_WP, CR0_PG = 1 << 16, 1 << 31
-CR4_PSE, CR4_PAE, CR4_LA57 = 1 << 4, 1 << 5, 1 << 12
-EFER_LMA, EFER_NXE = 1 << 10, 1 << 11
-P, RW, US, A, D, PS, NX = 1, 2, 4, 0x20, 0x40, 0x80, 1 << 63
 ERR_P, ERR_W, ERR_U, ERR_FETCH = 1, 2, 4, 16
-ADDR_MASK = 0x000FFFFFFFFFF000
 
 
 class Paging:
