@@ -618,8 +618,8 @@ class Machine:
                 if ring[0] != drained:
                     drain()
                     drained = ring[0]
-                if u32[EXIT_REASON] != IO:
-                    reason = u32[EXIT_REASON]
+                reason = u32[EXIT_REASON]
+                if reason != IO:
                     if reason == MMIO:
                         if not page[MMIO_IS_WRITE]:
                             i64[MMIO_DATA] = -1
