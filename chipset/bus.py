@@ -14,6 +14,9 @@ from collections.abc import Callable
 PORT_COUNT = 0x10000
 _ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF}
 _FF = {n: b"\xff" * n for n in (1, 2, 4)}   # what a read of an unclaimed port returns, prebuilt
+# Entries a port cache holds at most. A guest touches a few dozen kinds of access; one that walks every port at every
+# width (393,216 kinds) would otherwise grow each vCPU's cache to about 100 MB. Past it, accesses take pio().
+PORT_CACHE_LIMIT = 4096
 
 
 class PortDevice:
@@ -75,9 +78,12 @@ class PortBus:
 
     def cache_access(self, cache: dict, word: int, port: int, write: bool, size: int, view, index: int,
                      mask: int) -> None:
-        """Enter the access `word` in `cache`, as the table routes it now. Only after the same access went through
-        pio(), which reports an unclaimed port the first time (so a cached one has been reported)."""
+        """Enter the access `word` in `cache`, as the table routes it now, unless the cache is full
+        (PORT_CACHE_LIMIT). Only after the same access went through pio(), which reports an unclaimed port the
+        first time (so a cached one has been reported)."""
         with self._lock:
+            if len(cache) >= PORT_CACHE_LIMIT:
+                return
             entry = self._table[port]
             if entry is None:
                 cache[word] = (None, 0, size, view, index, mask)

@@ -210,3 +210,20 @@ def test_a_port_cache_routes_every_access_as_the_bus_does_while_devices_come_and
     assert unknown[0] == unknown[1]
     buses[0].drop_cache(cache)
     assert cache == {}
+
+
+def test_a_guest_walking_every_port_fills_a_port_cache_only_to_its_limit():
+    """A guest that reads every port at every width must not grow a vCPU's cache without bound; accesses past the
+    limit still work, through pio()."""
+    from chipset.bus import PORT_CACHE_LIMIT
+    bus = PortBus()
+    post = PostCode()
+    bus.register(0x80, 1, post, "POST code")
+    cache = bus.port_cache()
+    for port in range(0x10000):
+        for size in (1, 2):
+            assert _through_cache(bus, cache, port, size, False, 0) == (0 if port == 0x80 else (1 << 8 * size) - 1)
+    assert len(cache) == PORT_CACHE_LIMIT
+    post.last = 0x42
+    assert _through_cache(bus, cache, 0x80, 1, False, 0) == 0x42      # cached (port 0x80 came early)
+    assert _through_cache(bus, cache, 0xFFF0, 2, False, 0) == 0xFFFF   # not cached: pio() every time

@@ -586,8 +586,9 @@ class Machine:
         fd, run, RUN = vcpu.fd, run_ioctl, int(Ioctl.RUN)   # plain ints: run_ioctl has no argtypes
         errno_now = thread_errno()          # this vCPU thread's errno, read after a KVM_RUN that failed
         # Port exits: the u.io word (direction, size, port, count) -> (method, offset, size, view, index, mask) of a
-        # single access, filled by _port_miss() at a word's first exit and emptied by the bus when a device comes or
-        # goes; mask is 0 for a write, else what a read keeps; method None: an unclaimed port (a read gives mask).
+        # single access (chipset.bus.PortBus.port_cache), filled by `miss` at a word's first exit and emptied by the
+        # bus when a device comes or goes; mask is 0 for a write, else what a read keeps; method None: an unclaimed
+        # port (a read gives mask).
         # Its data is at PIO_DATA, where x86 KVM always puts it (data_offset = KVM_PIO_PAGE_OFFSET * PAGE_SIZE,
         # Linux arch/x86/kvm/x86.c), viewed at the access's width.
         cache = self.bus.port_cache()
@@ -682,8 +683,8 @@ class Machine:
 
     @staticmethod
     def _port_string(page: memoryview, port: int, pio: Callable) -> None:
-        """A port exit the inline paths do not take (a string access, count > 1; every one with --trace
-        milestones): through the bus, on the data where kvm_run says it is, checked to lie within kvm_run."""
+        """A port exit the port cache does not serve (the first of each access, a string access, every one with
+        --trace milestones): through the bus, on the data where kvm_run says it is, checked to lie within kvm_run."""
         size, count, off = page[RUN_IO_SIZE], page.cast("I")[RUN_IO_COUNT], page.cast("Q")[RUN_IO_DATA_OFFSET]
         end = off + size * count
         if end > len(page):
