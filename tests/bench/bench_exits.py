@@ -104,6 +104,24 @@ def run_floor(image: bytes, threaded: bool = False) -> tuple[float, float, float
         return result[0]
 
 
+def floor_process(elf_path: str) -> None:
+    """The floor loop as a process of its own on an ELF that `pyvmm --kernel` runs (tests/guests/pvh_bench.S, long
+    mode at its entry), so tests/bench/bench_vs_qemu.py times it in the same rounds as pyvmm and QEMU; exits with
+    status 1, the status both VMMs give the guest's debug exit."""
+    from loaders.flat import flat_plan
+    from loaders.linux.kernel import parse_vmlinux
+    k = parse_vmlinux(Path(elf_path).read_bytes())
+    text = next(s for s in k.segments if s.gpa <= k.entry < s.gpa + s.memsz)
+    plan = flat_plan(bytes(text.data), load_addr=text.gpa, entry=k.entry)
+    with Machine(MachineConfig(memory=64 << 20)) as m:
+        m.load(plan)
+        v = m.vm.vcpus[0]
+        reason = ctypes.c_uint32.from_address(v.run_addr + field_offset(kvm_run, "exit_reason")[0])
+        port = ctypes.c_uint16.from_address(v.run_addr + field_offset(kvm_run, "u.io.port")[0])
+        floor_loop(v.fd, reason, port, m._ring.head if m._ring else None, [])
+    sys.exit(1)
+
+
 def child(loop: str, source: str, port: int, count: int) -> None:
     """One run of one loop (under callgrind, started by callgrind_rounds)."""
     image = build(source, defines={"COUNT": count, "PORT": port})
@@ -165,7 +183,11 @@ def main() -> None:
     ap.add_argument("--cg-count", type=int, default=1000)
     ap.add_argument("--cg-runs", type=int, default=3)
     ap.add_argument("--child", nargs=4, metavar=("LOOP", "SOURCE", "PORT", "COUNT"), help=argparse.SUPPRESS)
+    ap.add_argument("--floor-kernel", metavar="ELF", help="run the floor loop on ELF in this process and exit 1 "
+                    "(a cell of bench_vs_qemu.py's exit table)")
     a = ap.parse_args()
+    if a.floor_kernel:
+        floor_process(a.floor_kernel)
     if a.child:
         loop, source, port, count = a.child
         child(loop, source, int(port), int(count))

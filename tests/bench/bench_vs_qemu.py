@@ -247,22 +247,28 @@ def bench_inproc(g: Guests, runs: int, per_round: int, machine: str) -> None:
 # --- b. exit cost --------------------------------------------------------------------------------------------
 
 def bench_exits(g: Guests, runs: int, count: int, machine: str) -> None:
+    """Per-exit cost of pyvmm, of the bare ctypes KVM_RUN loop (tests/bench/bench_exits.py --floor-kernel, a
+    process too) and of QEMU on the same ELF, in the same rounds: the floor is what any VMM that calls KVM_RUN
+    through ctypes pays, so pyvmm / floor is pyvmm's own cost and floor / QEMU the cost of the call."""
+    floor = [*PYTHON, str(ROOT / "tests" / "bench" / "bench_exits.py"), "--floor-kernel"]
+    vmms = {"pyvmm": "pyvmm", "floor": "bare ctypes KVM_RUN loop", "qemu": f"qemu -M {machine}"}
     rows = []
     for work, what in ((1, "out"), (2, "in")):
         cells = {}
-        for vmm in ("pyvmm", "qemu"):
+        for vmm in vmms:
             for n in (0, count):
                 elf = g.elf(work, n, UNCLAIMED_PORT)
-                cells[(vmm, n)] = pyvmm_cmd(elf) if vmm == "pyvmm" else qemu_cmd(elf, machine)
+                cells[(vmm, n)] = pyvmm_cmd(elf) if vmm == "pyvmm" else [*floor, elf] if vmm == "floor" else \
+                    qemu_cmd(elf, machine)
         res = alternate(cells, runs)
         per: dict[str, dict[str, list[float]]] = {}
-        for vmm in ("pyvmm", "qemu"):
+        for vmm in vmms:
             zero, full = res[(vmm, 0)], res[(vmm, count)]
             per[vmm] = {f: [(getattr(r, f) - med([getattr(z, f) for z in zero])) / count for r in full]
                         for f in ("wall", "user", "sys")}
-        for vmm in ("pyvmm", "qemu"):
+        for vmm, label in vmms.items():
             p = per[vmm]
-            rows.append([f"{count:,} `{what}` to {UNCLAIMED_PORT:#x}", vmm if vmm == "pyvmm" else f"qemu -M {machine}",
+            rows.append([f"{count:,} `{what}` to {UNCLAIMED_PORT:#x}", label,
                          fmt(p["wall"], 1e6, 2), ratio(med(p["wall"]), med(per["qemu"]["wall"])),
                          fmt(p["user"], 1e6, 2), fmt(p["sys"], 1e6, 2), ratio(med(p["user"]), med(per["qemu"]["user"]))])
     table(f"b. exit cost, unclaimed port, {runs} runs each; per exit = (run with N - median run with 0) / N (µs)",
