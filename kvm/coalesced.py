@@ -51,8 +51,9 @@ class CoalescedRing:
 
         A span of entries all at `addr` costs two strided copies and a compare (the serial path: a list of the
         addresses cost 6 µs a drain more); a mixed span reads the addresses and lengths as lists and takes a
-        Python step per run of entries, not per entry. Serialized
-        by a lock (a vCPU and the VMM's HLT drain may both call it): every call, hands entries over in the order the guest wrote them.
+        Python step per run of entries, not per entry. Serialized by a lock (a vCPU and the VMM's HLT drain may
+        both call it): entries reach sink and other in the order the guest wrote them, and a call that finds
+        nothing left returns only after a drain in progress on another thread has applied what it took.
         """
         head = self.head
         with self._lock:

@@ -172,3 +172,27 @@ def test_a_ring_with_indexes_past_its_slots_is_refused_not_read():
     struct.pack_into("<II", page, 0, 0, 500)
     with pytest.raises(ValueError, match="past its 170 slots"):
         CoalescedRing(page).drain(0x3F8, print, print)
+
+
+def test_a_drain_waits_for_one_in_progress_before_it_returns():
+    """The run loop drains before it handles an exit, so a read sees the writes before it: a drain that finds the
+    ring already taken by another thread (the VMM's HLT drain) must not return until that drain has applied them."""
+    page = mixed_page(0, [(0x70, 1, b"\x0d" * 8)])            # a CMOS index write
+    ring = CoalescedRing(page)
+    applying, release, applied = threading.Event(), threading.Event(), []
+
+    def slow(addr, size, data):
+        applying.set()
+        release.wait(5)
+        applied.append(data)
+    other = threading.Thread(target=ring.drain, args=(0x3F8, _no_other, slow))
+    other.start()
+    assert applying.wait(5)
+    late = threading.Thread(target=ring.drain, args=(0x3F8, _no_other, _no_other))
+    late.start()
+    late.join(0.2)
+    assert late.is_alive() and applied == []          # still waiting: the index is not applied yet
+    release.set()
+    late.join(5)
+    other.join(5)
+    assert not late.is_alive() and applied == [b"\x0d"]

@@ -601,7 +601,13 @@ class Machine:
         # value it had after this loop's last drain (first == last there; a drain by another thread, or an entry
         # KVM appended, changes it). Without a ring, a zero word that never changes and so never calls drain.
         if self._ring is not None:
-            ring, drain = self._ring.head.cast("B").cast("Q"), self.drain_ring
+            # Not drain_ring(): its unlocked pending() would return while another thread's drain has taken the
+            # entries but not yet applied them, and this exit (a CMOS data read after a buffered index write)
+            # must see them applied: ring.drain() waits for a drain in progress.
+            def drain(ring_drain=self._ring.drain, com1=PC.com1_port, transmit=self.uart.transmit,
+                      apply=self._apply_buffered) -> None:
+                ring_drain(com1, transmit, apply)
+            ring = self._ring.head.cast("B").cast("Q")
         else:
             ring, drain = memoryview(bytearray(8)).cast("Q"), None
         drained = -1 if drain is not None else 0

@@ -28,7 +28,7 @@ struct counts { u64 ops, port, string, dma, dma_ok, dma_err, dma_untouched, fwre
 #define COUNTS ((struct counts *)(PARAMS_GPA + 0x100))   /* 48 vCPUs at most */
 static const u16 claimed[] = {
     0x3f8, 0x3f9, 0x3fa, 0x3fb, 0x3fc, 0x3fd, 0x3fe, 0x3ff, 0x60, 0x64, 0x80, 0x92, 0xcf9,
-    0x400, 0x402, 0x404, 0x405, 0x408, 0x40c, 0x510, 0x511, 0x512, 0x514, 0x518, 0x51b,
+    0xb000, 0xb002, 0xb004, 0xb005, 0xb008, 0xb00c, 0x402, 0x510, 0x511, 0x512, 0x514, 0x518, 0x51b,
     0x20, 0x21, 0xa0, 0xa1, 0x40, 0x41, 0x42, 0x43, 0x61, 0x4d0, 0x4d1, 0x70, 0x71, 0xcf8, 0xcfc,
 };
 #define NCLAIMED (sizeof(claimed) / sizeof(claimed[0]))
@@ -41,8 +41,9 @@ static u64 next(u64 *s) {           /* xorshift64*: deterministic per (seed, vCP
 }
 
 /* The byte `b` about to go to port `q`, defused so that it cannot end the run: no debug exit, no reset through
-   0xcf9, 0x92 or the i8042 (pulse-reset commands and the output-port write command), no ACPI S5. Returns -1 when
-   the whole access must be skipped. */
+   0xcf9, 0x92 or the i8042 (pulse-reset commands and the output-port write command), no ACPI S5 (SLP_EN, bit 13
+   of PM1a control at PMBA + 4, where a direct boot finds the PIIX4 PM block: 0xb000). Returns -1 when the whole
+   access must be skipped. */
 static int defuse(u16 q, u8 b) {
     if (q == 0xf4) return -1;
     if (q >= 0x514 && q <= 0x51b) return -1;   /* DMA starts only from fire_dma(): a random descriptor address
@@ -50,7 +51,7 @@ static int defuse(u16 q, u8 b) {
     if (q == 0x92) return b & ~1;
     if (q == 0xcf9) return b & ~4;
     if (q == 0x64 && (b == 0xd1 || b >= 0xf0)) return 0x20;
-    if (q == 0x405) return b & ~0x20;
+    if (q == 0xb005) return b & ~0x20;
     return b;
 }
 
@@ -63,7 +64,17 @@ static int defuse_bytes(u16 port, u8 *p, u32 size) {
     return 1;
 }
 
+/* A PCI address (a 32-bit write to 0xcf8) that selects the PIIX4 PM function's PMBA (0x40) or PMREGMISC (0x80)
+   selects register 0 instead: a random data write there would move the PM block or switch it off, and the
+   defusing above only knows it at 0xb000. */
+static u32 defuse_pci_address(u32 v) {
+    u32 reg = v & 0xfc;
+    if ((v >> 8 & 0xffff) == 0x000b && (reg == 0x40 || reg == 0x80)) return v & ~0xfcu;   /* bus 0, 01.3 */
+    return v;
+}
+
 static void port_out(u16 port, u32 size, u32 v) {
+    if (port == 0xcf8 && size == 4) v = defuse_pci_address(v);
     u8 b[4] = { (u8)v, (u8)(v >> 8), (u8)(v >> 16), (u8)(v >> 24) };
     if (!defuse_bytes(port, b, size)) return;
     v = b[0] | (u32)b[1] << 8 | (u32)b[2] << 16 | (u32)b[3] << 24;
@@ -76,8 +87,13 @@ static void port_in(u16 port, u32 size) {
 
 static void string_io(u16 port, u32 size, int out, u8 *buf, u64 count) {
     if (out) {
-        for (u64 i = 0; i < count; i++)
+        for (u64 i = 0; i < count; i++) {
             if (!defuse_bytes(port, buf + i * size, size)) return;
+            if (port == 0xcf8 && size == 4) {
+                u32 *a = (u32 *)(buf + i * size);
+                *a = defuse_pci_address(*a);
+            }
+        }
         if (size == 1) __asm__ volatile("rep outsb" : "+S"(buf), "+c"(count) : "d"(port) : "memory");
         else if (size == 2) __asm__ volatile("rep outsw" : "+S"(buf), "+c"(count) : "d"(port) : "memory");
         else __asm__ volatile("rep outsl" : "+S"(buf), "+c"(count) : "d"(port) : "memory");
