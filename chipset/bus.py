@@ -42,10 +42,11 @@ class PortBus:
         contiguous, such as the i8042's 0x60 and 0x64 around port 0x61, registers each part at its own)."""
         if length <= 0 or base < 0 or base + length > PORT_COUNT:
             raise ValueError(f"{name}: port range {base:#x}+{length} is outside 0..0xffff")
-        for b, n, other in self._ranges:
-            if base < b + n and b < base + length:
-                raise ValueError(f"{name} at {base:#x}-{base + length - 1:#x} overlaps {other} at {b:#x}-{b + n - 1:#x}")
         with self._lock:
+            for b, n, other in self._ranges:
+                if base < b + n and b < base + length:
+                    raise ValueError(f"{name} at {base:#x}-{base + length - 1:#x} overlaps {other} at "
+                                     f"{b:#x}-{b + n - 1:#x}")
             self._ranges.append((base, length, name))
             self._ranges.sort()
             for i in range(length):
