@@ -21,10 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Standard-library modules a launch may import (beyond what the interpreter itself loads at start-up).
 STDLIB = {
     "__future__", "_bisect", "_ctypes", "array", "_struct", "_weakrefset", "bisect", "collections", "collections.abc",
-    "contextlib", "ctypes", "ctypes._endian", "errno", "functools", "itertools", "keyword", "mmap",
+    "ctypes", "ctypes._endian", "errno", "functools", "itertools", "keyword", "mmap",
     "operator", "reprlib", "struct", "threading", "types", "zlib",
-    "_collections", "_functools", "_operator", "importlib", "importlib._abc", "importlib.machinery",
-    "importlib.util", "warnings",
+    "_collections", "_functools", "_operator",
     # what `site` imports on a normal start (these tests run without it, to leave out the host's .pth hooks)
     "_collections_abc", "_stat", "genericpath", "importlib._bootstrap", "importlib._bootstrap_external", "os",
     "os.path",
