@@ -68,12 +68,12 @@ class CoalescedRing:
             if same is None:
                 same = self._same[addr] = addr.to_bytes(8, "little") * SLOTS
             for a, b in ((first, last),) if first < last else ((first, SLOTS), (0, last)):
-                at = u64[_ADDR_Q + a * _ENTRY_Q:_ADDR_Q + b * _ENTRY_Q:_ENTRY_Q]
-                if at.tobytes() == same[:8 * (b - a)]:
+                span = u64[_ADDR_Q + a * _ENTRY_Q:_ADDR_Q + b * _ENTRY_Q:_ENTRY_Q]      # the entries' phys_addr
+                if span.tobytes() == same[:8 * (b - a)]:
                     sink(bytes(page[_DATA0 + a * ENTRY:_DATA0 + b * ENTRY:ENTRY]))
                     n += b - a
                     continue
-                addrs = at.tolist()
+                addrs = span.tolist()
                 lens = u32[_LEN_I + a * _ENTRY_I:_LEN_I + b * _ENTRY_I:_ENTRY_I].tolist()
                 i, m = 0, b - a
                 while i < m:
@@ -82,8 +82,10 @@ class CoalescedRing:
                     while j < m and addrs[j] == at and lens[j] == lens[i]:
                         j += 1
                     base = _DATA0 + (a + i) * ENTRY
-                    if at == addr:
+                    if at == addr:                         # a 1-byte zone: KVM buffers only 1-byte writes there
                         sink(bytes(page[base:base + (j - i) * ENTRY:ENTRY]))
+                    elif size == 0:                        # KVM writes 1-8; an empty write changes nothing
+                        pass
                     elif size == 1:
                         other(at, 1, bytes(page[base:base + (j - i) * ENTRY:ENTRY]))
                     else:

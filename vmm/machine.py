@@ -189,7 +189,7 @@ class Machine:
         vm.create_irqchip()
         vm.set_gsi_routing(pc_gsi_routes())
 
-        self._buffered: dict[int, tuple[object, int]] = {}    # port -> (device, offset) of writes KVM buffers
+        self._buffered: set[int] = set()    # ports whose writes KVM buffers in the coalesced ring (_buffer_writes)
         self.bus = PortBus(on_unknown=self._on_unknown_port if "exits" in cfg.trace else None)
         self._lazy_pit = None
         if cfg.lazy_pit:
@@ -285,28 +285,26 @@ class Machine:
         from chipset.misc_ports import FastA20, PostCode, ResetControl
         from .memory import ram_layout
         reset = lambda: self.request_stop(Outcome.RESET, status.OK, "guest reset")  # noqa: E731
-        post = PostCode()
-        self.bus.register(PC.post_port, 1, post, "POST code")
-        self._buffer_writes(PC.post_port, post)
+        self.bus.register(PC.post_port, 1, PostCode(), "POST code")
+        self._buffer_writes(PC.post_port)
         self.bus.register(PC.a20_port, 1, FastA20(reset=reset), "fast A20")   # bit 0: QEMU's port92 resets
         self.bus.register(PC.reset_port, 1, ResetControl(reset=reset), "reset control")
         ram = ram_layout(self.config.memory)
         self.cmos = Cmos(ram[0][1], sum(n for gpa, n in ram[1:]), self.config.cpus)
         self.bus.register(PC.cmos_port, 2, self.cmos, "CMOS/RTC")
-        self._buffer_writes(PC.cmos_port, self.cmos)            # the index port only: a data access exits
+        self._buffer_writes(PC.cmos_port)            # the index port only: a data access exits
         if self.config.debugcon is not None:
             from chipset.debugcon import DebugCon
-            debugcon = DebugCon(self.config.debugcon)
-            self.bus.register(PC.debugcon_port, 1, debugcon, "debug console")
-            self._buffer_writes(PC.debugcon_port, debugcon)
+            self.bus.register(PC.debugcon_port, 1, DebugCon(self.config.debugcon), "debug console")
+            self._buffer_writes(PC.debugcon_port)
 
-    def _buffer_writes(self, port: int, device) -> None:
+    def _buffer_writes(self, port: int) -> None:
         """Let KVM buffer the guest's one-byte writes to `port` in the coalesced ring instead of exiting; the run
         loop applies them, in the guest's order, before it handles the next exit (so before any read of the same
         device), and so does run() when it ends. Only for a write whose effect no one sees before then: the POST
         code (Linux's io_delay writes it around every slow port access), the CMOS index (QEMU coalesces it too,
         hw/rtc/mc146818rtc.c "rtc-index"), the debug console's output."""
-        self._buffered[port] = (device, 0)
+        self._buffered.add(port)
 
     def _apply_buffered(self, port: int, size: int, data: bytes) -> None:
         """Writes of `size` bytes KVM buffered in the ring (see _buffer_writes), one after another in `data`, applied
