@@ -64,3 +64,25 @@ def test_without_the_ring_every_write_exits_and_the_guest_sees_the_same(kvm_ok, 
     if not ringed:
         pytest.skip("this KVM cannot coalesce port I/O (KVM_CAP_COALESCED_PIO): both runs exited on every write")
     assert sum(exits_ringed) < sum(exits) - COUNT
+
+
+def test_trace_exits_reports_the_writes_kvm_buffered(kvm_ok, toolchain_ok):
+    """`--trace exits` tells a user which writes did not exit: every byte on COM1, each POST code, each CMOS index,
+    each debug-console byte, counted where the ring is applied (independently of the guest's own count)."""
+    image = build("start64.S", load_addr=0x100000, extra_sources=("buffered_ports.c",), defines={"COUNT": COUNT})
+    serial, debug, log = bytearray(), bytearray(), []
+    cfg = MachineConfig(memory=64 << 20, serial_out=serial.extend, debugcon=debug.extend, trace=frozenset({"exits"}))
+    cfg.log = log.append
+    with Machine(cfg) as m:
+        m.load(flat_plan(image, load_addr=0x100000))
+        assert m.run(60).status == 1
+        if m._ring is None:
+            pytest.skip("this KVM cannot coalesce port I/O (KVM_CAP_COALESCED_PIO)")
+        counts = dict(m.buffered_writes)
+    # a write that finds the ring full (170 entries) exits instead: at most one per 170 of the 1,000 in a row
+    posts = counts.pop(0x80)
+    assert COUNT + 16 - (COUNT // 170 + 1) <= posts <= COUNT + 16
+    assert counts == {0x3F8: len(serial), 0x70: 4, 0x402: len(debug)} and len(debug) == 16
+    line = next(x for x in log if "buffered instead of exiting" in x)
+    assert f"0x80 POST code {posts:,}" in line and "0x70 CMOS/RTC 4" in line and "0x402 debug console 16" in line
+    assert f"0x3f8 COM1 16550A {len(serial):,}" in line

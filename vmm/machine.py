@@ -190,6 +190,7 @@ class Machine:
         vm.set_gsi_routing(pc_gsi_routes())
 
         self._buffered: set[int] = set()    # ports whose writes KVM buffers in the coalesced ring (_buffer_writes)
+        self.buffered_writes: dict[int, int] = {}   # port -> writes applied from the ring (COM1's with --trace exits)
         self.bus = PortBus(on_unknown=self._on_unknown_port if "exits" in cfg.trace else None)
         self._lazy_pit = None
         if cfg.lazy_pit:
@@ -203,6 +204,7 @@ class Machine:
                 watch(data)
                 sink(data)
         self.uart = Uart16550(irq=vm.irq_line, line=PC.com1_irq, output=out)
+        self._com1_sink = self._counted_com1() if "exits" in cfg.trace else self.uart.transmit
         self.bus.register(PC.com1_port, 8, self.uart, "COM1 16550A")
         self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, status.OK,
                                                            "guest reset through the i8042"),
@@ -310,7 +312,26 @@ class Machine:
         """Writes of `size` bytes KVM buffered in the ring (see _buffer_writes), one after another in `data`, applied
         now as a string write (a device with io_write_string takes them in one call)."""
         if port in self._buffered:
-            self.bus.pio(port, size, len(data) // size, True, data)
+            count = len(data) // size
+            self.buffered_writes[port] = self.buffered_writes.get(port, 0) + count
+            self.bus.pio(port, size, count, True, data)
+
+    def _counted_com1(self) -> Callable[[bytes], None]:
+        """The UART's transmit, counting the THR bytes KVM buffered (for --trace exits: COM1's writes are the
+        ring's busiest, so they are counted only when asked)."""
+        transmit, counts, port = self.uart.transmit, self.buffered_writes, PC.com1_port
+
+        def counted(data: bytes) -> None:
+            counts[port] = counts.get(port, 0) + len(data)
+            transmit(data)
+        return counted
+
+    def _buffered_report(self) -> str:
+        """--trace exits: the writes KVM buffered instead of exiting, per port and device."""
+        names = {port: name for base, n, name in self.bus.registrations() for port in range(base, base + n)
+                 if port in self.buffered_writes}
+        parts = [f"{port:#x} {names.get(port, '?')} {count:,}" for port, count in sorted(self.buffered_writes.items())]
+        return "pyvmm: trace: writes KVM buffered instead of exiting: " + (", ".join(parts) or "none")
 
     def _add_pci(self) -> None:
         """PCI bus 0 through configuration mechanism #1: the i440FX host bridge, the PIIX3 ISA bridge and the PIIX4
@@ -541,6 +562,8 @@ class Machine:
             self.config.log(rip_report(self.rip_samples, self.config.symbols))
         if "exits" in self.config.trace:
             self.config.log(f"pyvmm: trace: exits to the VMM per vCPU: {self.exit_counts}")
+            if self._ring is not None:
+                self.config.log(self._buffered_report())
             if self._emulation is not None:
                 self.config.log(self._emulation.report())
         return self._result
@@ -550,7 +573,7 @@ class Machine:
         devices (_buffer_writes)."""
         ring = self._ring
         if ring is not None and ring.pending():
-            ring.drain(PC.com1_port, self.uart.transmit, self._apply_buffered)
+            ring.drain(PC.com1_port, self._com1_sink, self._apply_buffered)
 
     def _vcpu_thread(self, vcpu: Vcpu) -> None:
         try:
@@ -602,7 +625,7 @@ class Machine:
             # Not drain_ring(): its unlocked pending() would return while another thread's drain has taken the
             # entries but not yet applied them, and this exit (a CMOS data read after a buffered index write)
             # must see them applied: ring.drain() waits for a drain in progress.
-            def drain(ring_drain=self._ring.drain, com1=PC.com1_port, transmit=self.uart.transmit,
+            def drain(ring_drain=self._ring.drain, com1=PC.com1_port, transmit=self._com1_sink,
                       apply=self._apply_buffered) -> None:
                 ring_drain(com1, transmit, apply)
             ring = self._ring.head.cast("B").cast("Q")

@@ -61,7 +61,8 @@ OPTIONS: tuple[tuple[tuple[str, ...], str, str, object, tuple[str, ...] | None, 
     (("--timeout",), "timeout", "store", None, None, float, "SECONDS", "stop the guest after SECONDS (status 124)",
      None),
     (("--trace",), "trace", "append", None, ("exits", "rip", "milestones"), None, None,
-     "'exits': log unclaimed ports/MMIO once each and exit counts at the end; 'rip': sample each vCPU's RIP every "
+     "'exits': log unclaimed ports/MMIO once each, and at the end the exit counts and the writes KVM buffered "
+     "instead of exiting; 'rip': sample each vCPU's RIP every "
      "20 ms and log where the guest spent its time; 'milestones': log when firmware reaches its reset vector, the "
      "PCI host bridge, fw_cfg, COM1 and the shell", None),
     (("--symbols",), "symbols", "store", None, None, None, "ELF",
