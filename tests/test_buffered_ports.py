@@ -36,7 +36,7 @@ def run(no_ring: bool = False, monkeypatch=None) -> tuple[list[tuple[str, bytes]
         m.load(flat_plan(image, load_addr=0x100000))
         r = m.run(60)
         assert r.outcome == Outcome.EXIT and r.status == 1, (r, events)
-        return events, list(m.exit_counts), m._ring is not None
+        return events, list(m.exit_counts), m.writes.ring is not None
 
 
 def facts(events) -> dict[str, int]:
@@ -76,9 +76,9 @@ def test_trace_exits_reports_the_writes_kvm_buffered(kvm_ok, toolchain_ok):
     with Machine(cfg) as m:
         m.load(flat_plan(image, load_addr=0x100000))
         assert m.run(60).status == 1
-        if m._ring is None:
+        if m.writes.ring is None:
             pytest.skip("this KVM cannot coalesce port I/O (KVM_CAP_COALESCED_PIO)")
-        counts = dict(m.buffered_writes)
+        counts = dict(m.writes.counts)
     # a write that finds the ring full (170 entries) exits instead: at most one per 170 of the 1,000 in a row
     posts = counts.pop(0x80)
     assert COUNT + 16 - (COUNT // 170 + 1) <= posts <= COUNT + 16

@@ -43,7 +43,7 @@ PROJECT = {
     "vmm", "vmm.cli", "vmm.cli.errors", "vmm.cli.options", "vmm.cli.run", "vmm.cli.signals", "vmm.console",
     "vmm.cpu_model", "vmm.files", "vmm.firmware", "vmm.fw_cfg", "vmm.host", "vmm.igvm_source", "vmm.launch",
     "vmm.gib_split", "vmm.lazy_pit", "vmm.machine", "vmm.memory", "vmm.pc_layout", "vmm.serial_sink", "vmm.sizes",
-    "vmm.status", "vmm.vcpu_setup",
+    "vmm.status", "vmm.vcpu_setup", "vmm.write_buffer",
     "vmm.vmfwupdate",
 }
 

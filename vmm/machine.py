@@ -33,6 +33,7 @@ from .cpu_model import CpuModel, apply_cpu_model
 from .memory import MMIO_HOLE_END, GuestMemory
 from .pc_layout import PC
 from .vcpu_setup import BOOT_MSRS, apply_vp_state, cpuid_for_vcpu, setup_lapic
+from .write_buffer import WriteBuffer
 
 RESET_IP = 0xFFF0             # IP after an x86 reset (with CS base 0xFFFF0000: the reset vector 0xFFFFFFF0)
 DRAIN_INTERVAL = 0.02          # seconds between drains of the coalesced ring while vCPUs sit in HLT
@@ -157,6 +158,7 @@ class Machine:
         self.memory: GuestMemory | None = memory
         self.vmfwupdate = None          # chipset.vmfwupdate.VmFwUpdate when the machine has the device
         self._split_map = None         # page directories that replace 1 GiB pages (vmm.gib_split)
+        self.writes: WriteBuffer | None = None   # the writes KVM buffers instead of exiting, once the VM is built
         self.guest = None              # guest-physical reads: RAM, or RAM and the window (vmm.firmware.GuestView)
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
@@ -189,8 +191,6 @@ class Machine:
         vm.create_irqchip()
         vm.set_gsi_routing(pc_gsi_routes())
 
-        self._buffered: set[int] = set()    # ports whose writes KVM buffers in the coalesced ring (_buffer_writes)
-        self.buffered_writes: dict[int, int] = {}   # port -> writes applied from the ring (COM1's with --trace exits)
         self.bus = PortBus(on_unknown=self._on_unknown_port if "exits" in cfg.trace else None)
         self._lazy_pit = None
         if cfg.lazy_pit:
@@ -204,7 +204,7 @@ class Machine:
                 watch(data)
                 sink(data)
         self.uart = Uart16550(irq=vm.irq_line, line=PC.com1_irq, output=out)
-        self._com1_sink = self._counted_com1() if "exits" in cfg.trace else self.uart.transmit
+        self.writes = WriteBuffer(self.bus, PC.com1_port, self.uart.transmit, count_com1="exits" in cfg.trace)
         self.bus.register(PC.com1_port, 8, self.uart, "COM1 16550A")
         self.i8042 = I8042(reset=lambda: self.request_stop(Outcome.RESET, status.OK,
                                                            "guest reset through the i8042"),
@@ -241,14 +241,7 @@ class Machine:
             from .pause import VcpuPause
             self._pause = VcpuPause(vm.vcpus)
 
-        # COM1's THR writes and the ports of _buffer_writes, buffered by KVM; None where KVM cannot coalesce PIO (then
-        # every one of those writes exits, and the bus applies it at once)
-        self._ring = None
-        ring_page = kvm.check_extension(Cap.COALESCED_MMIO)
-        if ring_page and kvm.check_extension(Cap.COALESCED_PIO):
-            for port in (PC.com1_port, *self._buffered):
-                vm.register_coalesced(port, 1, pio=True)
-            self._ring = vm.open_coalesced_ring(ring_page)
+        self.writes.open(kvm, vm)
 
     def _read_guest(self, gpa: int, size: int) -> bytes | None:
         """Guest-physical bytes (RAM or the firmware window), None outside them."""
@@ -288,50 +281,17 @@ class Machine:
         from .memory import ram_layout
         reset = lambda: self.request_stop(Outcome.RESET, status.OK, "guest reset")  # noqa: E731
         self.bus.register(PC.post_port, 1, PostCode(), "POST code")
-        self._buffer_writes(PC.post_port)
+        self.writes.add(PC.post_port)
         self.bus.register(PC.a20_port, 1, FastA20(reset=reset), "fast A20")   # bit 0: QEMU's port92 resets
         self.bus.register(PC.reset_port, 1, ResetControl(reset=reset), "reset control")
         ram = ram_layout(self.config.memory)
         self.cmos = Cmos(ram[0][1], sum(n for gpa, n in ram[1:]), self.config.cpus)
         self.bus.register(PC.cmos_port, 2, self.cmos, "CMOS/RTC")
-        self._buffer_writes(PC.cmos_port)            # the index port only: a data access exits
+        self.writes.add(PC.cmos_port)            # the index port only: a data access exits
         if self.config.debugcon is not None:
             from chipset.debugcon import DebugCon
             self.bus.register(PC.debugcon_port, 1, DebugCon(self.config.debugcon), "debug console")
-            self._buffer_writes(PC.debugcon_port)
-
-    def _buffer_writes(self, port: int) -> None:
-        """Let KVM buffer the guest's one-byte writes to `port` in the coalesced ring instead of exiting; the run
-        loop applies them, in the guest's order, before it handles the next exit (so before any read of the same
-        device), and so does run() when it ends. Only for a write whose effect no one sees before then: the POST
-        code (Linux's io_delay writes it around every slow port access), the CMOS index (QEMU coalesces it too,
-        hw/rtc/mc146818rtc.c "rtc-index"), the debug console's output."""
-        self._buffered.add(port)
-
-    def _apply_buffered(self, port: int, size: int, data: bytes) -> None:
-        """Writes of `size` bytes KVM buffered in the ring (see _buffer_writes), one after another in `data`, applied
-        now as a string write (a device with io_write_string takes them in one call)."""
-        if port in self._buffered:
-            count = len(data) // size
-            self.buffered_writes[port] = self.buffered_writes.get(port, 0) + count
-            self.bus.pio(port, size, count, True, data)
-
-    def _counted_com1(self) -> Callable[[bytes], None]:
-        """The UART's transmit, counting the THR bytes KVM buffered (for --trace exits: COM1's writes are the
-        ring's busiest, so they are counted only when asked)."""
-        transmit, counts, port = self.uart.transmit, self.buffered_writes, PC.com1_port
-
-        def counted(data: bytes) -> None:
-            counts[port] = counts.get(port, 0) + len(data)
-            transmit(data)
-        return counted
-
-    def _buffered_report(self) -> str:
-        """--trace exits: the writes KVM buffered instead of exiting, per port and device."""
-        names = {port: name for base, n, name in self.bus.registrations() for port in range(base, base + n)
-                 if port in self.buffered_writes}
-        parts = [f"{port:#x} {names.get(port, '?')} {count:,}" for port, count in sorted(self.buffered_writes.items())]
-        return "pyvmm: trace: writes KVM buffered instead of exiting: " + (", ".join(parts) or "none")
+            self.writes.add(PC.debugcon_port)
 
     def _add_pci(self) -> None:
         """PCI bus 0 through configuration mechanism #1: the i440FX host bridge, the PIIX3 ISA bridge and the PIIX4
@@ -540,7 +500,7 @@ class Machine:
         sample = "rip" in self.config.trace
         try:
             while not self._stop.wait(DRAIN_INTERVAL):
-                self.drain_ring()
+                self.writes.drain_pending()
                 if sample:                      # every vCPU notes its RIP at its next KVM_RUN return (EINTR)
                     for v in self.vm.vcpus:
                         self._want_sample[v.index] = True
@@ -556,24 +516,17 @@ class Machine:
                     t.join(0.1)
                     if t.is_alive():
                         self.vm.vcpus[int(t.name[4:])].kick()
-        self.drain_ring()
+        self.writes.drain_pending()
         if sample:
             from .rip_report import rip_report
             self.config.log(rip_report(self.rip_samples, self.config.symbols))
         if "exits" in self.config.trace:
             self.config.log(f"pyvmm: trace: exits to the VMM per vCPU: {self.exit_counts}")
-            if self._ring is not None:
-                self.config.log(self._buffered_report())
+            if self.writes.ring is not None:
+                self.config.log(self.writes.report())
             if self._emulation is not None:
                 self.config.log(self._emulation.report())
         return self._result
-
-    def drain_ring(self) -> None:
-        """Apply every write KVM buffered in the coalesced ring, in order: THR bytes to the UART, the rest to their
-        devices (_buffer_writes)."""
-        ring = self._ring
-        if ring is not None and ring.pending():
-            ring.drain(PC.com1_port, self._com1_sink, self._apply_buffered)
 
     def _vcpu_thread(self, vcpu: Vcpu) -> None:
         try:
@@ -621,14 +574,11 @@ class Machine:
         # The coalesced ring's (first, last) read as one u64: nothing is pending while it equals `drained`, the
         # value it had after this loop's last drain (first == last there; a drain by another thread, or an entry
         # KVM appended, changes it). Without a ring, a zero word that never changes and so never calls drain.
-        if self._ring is not None:
-            # Not drain_ring(): its unlocked pending() would return while another thread's drain has taken the
-            # entries but not yet applied them, and this exit (a CMOS data read after a buffered index write)
-            # must see them applied: ring.drain() waits for a drain in progress.
-            def drain(ring_drain=self._ring.drain, com1=PC.com1_port, transmit=self._com1_sink,
-                      apply=self._apply_buffered) -> None:
-                ring_drain(com1, transmit, apply)
-            ring = self._ring.head.cast("B").cast("Q")
+        if self.writes.ring is not None:
+            # drain(), not drain_pending(): an unlocked look at the ring would find it empty while another thread's
+            # drain has taken the entries but not yet applied them, and this exit (a CMOS data read after a
+            # buffered index write) must see them applied; drain() waits for a drain in progress.
+            ring, drain = self.writes.ring.head.cast("B").cast("Q"), self.writes.drain
         else:
             ring, drain = memoryview(bytearray(8)).cast("Q"), None
         drained = -1 if drain is not None else 0
@@ -807,7 +757,8 @@ class Machine:
     # --- teardown -----------------------------------------------------------------------
     def close(self) -> None:
         """Release vCPUs, the VM, guest RAM and (if owned) /dev/kvm, in that order."""
-        self._ring = None                  # the VM closes it
+        if self.writes is not None:
+            self.writes.close()            # the VM closes the ring
         if self.vm is not None:
             self.vm.close()
             self.vm = None

@@ -92,7 +92,7 @@ def run_floor(image: bytes, threaded: bool = False) -> tuple[float, float, float
         v = m.vm.vcpus[0]
         reason = ctypes.c_uint32.from_address(v.run_addr + field_offset(kvm_run, "exit_reason")[0])
         port = ctypes.c_uint16.from_address(v.run_addr + field_offset(kvm_run, "u.io.port")[0])
-        head = m._ring.head if m._ring else None   # consume (discard) coalesced bytes, as cheaply as possible
+        head = m.writes.ring.head if m.writes.ring else None   # consume (discard) coalesced bytes, as cheaply as possible
         result: list = []
         args = (v.fd, reason, port, head, result)
         if threaded:
@@ -118,7 +118,7 @@ def floor_process(elf_path: str) -> None:
         v = m.vm.vcpus[0]
         reason = ctypes.c_uint32.from_address(v.run_addr + field_offset(kvm_run, "exit_reason")[0])
         port = ctypes.c_uint16.from_address(v.run_addr + field_offset(kvm_run, "u.io.port")[0])
-        floor_loop(v.fd, reason, port, m._ring.head if m._ring else None, [])
+        floor_loop(v.fd, reason, port, m.writes.ring.head if m.writes.ring else None, [])
     sys.exit(1)
 
 
