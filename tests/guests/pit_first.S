@@ -13,6 +13,7 @@
      FIRST=8: IN of channel 2's counter (never loaded: counting down from 0x10000 since the PIT was made): fails
               with 7 if it reads 0 (1 time in 256 it truly is; a lost read reads 0 every time);
      FIRST=9: as 2, the IN right after STI (in its interrupt shadow, which pyvmm puts back when the IN runs again). */
+#include "ioapic_irq.h"
 #ifndef FIRST
 #define FIRST 1
 #endif
@@ -23,26 +24,7 @@ _start:
     lea stack_top(%rip), %rsp
     cld
 #if FIRST == 1 || FIRST == 4
-    mov $0xff, %al
-    out %al, $0x21              /* mask both 8259s: only the IOAPIC may deliver */
-    out %al, $0xa1
-    lea handler(%rip), %rax     /* IDT gate 0x30: present 64-bit interrupt gate, CS 0x08 */
-    lea idt+0x30*16(%rip), %rdi
-    mov %ax, (%rdi)
-    movw $0x08, 2(%rdi)
-    movw $0x8e00, 4(%rdi)
-    shr $16, %rax
-    mov %ax, 6(%rdi)
-    shr $16, %rax
-    mov %eax, 8(%rdi)
-    lidt idtr(%rip)
-    mov $0xfee000f0, %rbx       /* LAPIC spurious vector register: software enable */
-    movl $0x1ff, (%rbx)
-    mov $0xfec00000, %rbx       /* IOAPIC redirection entry 2: vector 0x30, fixed, edge, unmasked, APIC 0 */
-    movl $0x15, (%rbx)
-    movl $0, 0x10(%rbx)
-    movl $0x14, (%rbx)
-    movl $0x30, 0x10(%rbx)
+    irq_to_vector_0x30 2, handler
 #if FIRST == 1
     mov $0x34, %al              /* channel 0, lo/hi, mode 2 */
     out %al, $0x43
@@ -172,10 +154,4 @@ cw_mode2: .byte 0x34
 gate_on: .byte 0x01
 ticked: .byte 0
 buf: .byte 0
-    .balign 16
-idtr: .word 256 * 16 - 1
-      .quad idt
-    .balign 16
-idt: .fill 256 * 16, 1, 0
-    .fill 1024, 1, 0
-stack_top:
+    idt_and_stack
