@@ -60,12 +60,11 @@ RUN_IO_COUNT = _run_index("u.io.count", 4)
 RUN_IO_DATA_OFFSET = _run_index("u.io.data_offset", 8)
 RUN_MMIO_DATA = _run_index("u.mmio.data", 8)
 RUN_MMIO_IS_WRITE = _run_index("u.mmio.is_write", 1)
-if RUN_IO_SIZE != RUN_IO_DIRECTION + 1 or RUN_IO_DIRECTION % 2:
-    raise AssertionError("kvm_run.u.io: direction and size are not one aligned u16")
 # u.io's direction, size, port and count as one u64 (direction | size << 8 | port << 16 | count << 32): the key of
 # the run loop's port cache, read with one index
 RUN_IO_WORD = RUN_IO_DIRECTION // 8
-if (RUN_IO_DIRECTION % 8, RUN_IO_PORT * 2 - RUN_IO_WORD * 8, RUN_IO_COUNT * 4 - RUN_IO_WORD * 8) != (0, 2, 4):
+if (RUN_IO_DIRECTION % 8, RUN_IO_SIZE - RUN_IO_WORD * 8, RUN_IO_PORT * 2 - RUN_IO_WORD * 8,
+        RUN_IO_COUNT * 4 - RUN_IO_WORD * 8) != (0, 1, 2, 4):
     raise AssertionError("kvm_run.u.io: direction, size, port and count are not one aligned u64")
 PIO_DATA = PIO_PAGE_OFFSET * PAGE_SIZE   # where KVM puts KVM_EXIT_IO data (data_offset)
 
@@ -623,11 +622,13 @@ class Machine:
             self.exit_counts[vcpu.index] = exits
 
     def _port_miss_handler(self, page: memoryview, cache: dict) -> Callable[[int], None]:
-        """The run loop's handler of a port exit its cache lacks: the access goes through the bus (which reports an
-        unclaimed port once), and a single access of 1, 2 or 4 bytes is cached for the next time, unless --trace
-        milestones wants every exit through pio() (to note the first)."""
+        """The run loop's handler of a port exit its cache lacks (the first of each access, a string access, every
+        one with --trace milestones, which wants every exit through pio() to note the first): the access goes
+        through the bus, on the data where kvm_run says it is, checked to lie within kvm_run (the bus reports an
+        unclaimed port once); then a single access of 1, 2 or 4 bytes is cached for the next time."""
         pio = self.bus.pio
         views = {1: page, 2: page.cast("H"), 4: page.cast("I")}
+        u64 = page.cast("Q")
         keep = self.config.milestones is None
         if not keep:
             pio = self._first_exit_noted(pio)
@@ -635,7 +636,11 @@ class Machine:
 
         def miss(word: int) -> None:
             direction, size, port, count = word & 0xFF, word >> 8 & 0xFF, word >> 16 & 0xFFFF, word >> 32
-            self._port_string(page, port, pio)
+            off = u64[RUN_IO_DATA_OFFSET]
+            end = off + size * count
+            if end > len(page):
+                raise KvmError("KVM_RUN", errno.EFAULT, f"I/O data {off:#x}+{size * count} past kvm_run")
+            pio(port, size, count, direction, page[off:end])
             if keep and count == 1 and size in views:
                 write = direction == IO_OUT
                 bus.cache_access(cache, word, port, write, size, views[size], PIO_DATA // size,
@@ -657,16 +662,6 @@ class Machine:
             self._want_sample[vcpu.index] = False
             self.rip_samples[vcpu.index].append(vcpu.get_regs().rip)
         return False
-
-    @staticmethod
-    def _port_string(page: memoryview, port: int, pio: Callable) -> None:
-        """A port exit the port cache does not serve (the first of each access, a string access, every one with
-        --trace milestones): through the bus, on the data where kvm_run says it is, checked to lie within kvm_run."""
-        size, count, off = page[RUN_IO_SIZE], page.cast("I")[RUN_IO_COUNT], page.cast("Q")[RUN_IO_DATA_OFFSET]
-        end = off + size * count
-        if end > len(page):
-            raise KvmError("KVM_RUN", errno.EFAULT, f"I/O data {off:#x}+{size * count} past kvm_run")
-        pio(port, size, count, page[RUN_IO_DIRECTION], page[off:end])
 
     def _first_exit_noted(self, pio):
         """The bus's pio() that notes the reset-vector milestone at the first port exit (--trace milestones)."""
