@@ -60,15 +60,15 @@ def prepare_igvm(spec: IgvmSpec, memory: int, cpus: int, cmdline: str | None = N
             plan = igvm_plan(f, chosen)
         host = host_info(memory, cpus, cmdline)
         window = 0 if plan.top_ram else window_for([(start, end) for start, end, _ in plan.ranges()])
-        # every claimed size against the machine's RAM (and a TDX image's RAM below 4 GiB), before anything is filled
-        plan.check(load_targets(host.ram, window, plan.top_ram, PC.low_rom_alias))   # a TDX image's RAM is no ROM: no window then
+        # every claimed size against the machine's RAM (and a TDX image's RAM below 4 GiB, which is no ROM: no
+        # window then), before anything is filled
+        plan.check(load_targets(host.ram, window, plan.top_ram, PC.low_rom_alias))
         fill_parameters(plan, host)
         if spec.type == "uefi":
             from loaders.uefi.typed import apply_uefi
             apply_uefi(plan, chosen.platform_type, host, UEFI_BLOB_MMIO)
         elif spec.type == "linux":
             from loaders.linux.typed import apply_linux
-            from .pc_layout import PC
             apply_linux(plan, host, PC)
     except LoadError as e:
         raise LoadError(f"{spec.path}: {e}") from None
