@@ -85,10 +85,11 @@ def floor_loop(fd: int, reason: ctypes.c_uint32, port: ctypes.c_uint16, head: me
     result.append((t1 - t0, u1 - u0, s1 - s0, exits, 0))
 
 
-def run_floor(image: bytes, threaded: bool = False) -> tuple[float, float, float, int, int]:
-    """The same guest under floor_loop (on a thread of its own with threaded=True, as pyvmm's loop runs)."""
+def run_floor(image: bytes, threaded: bool = False, plan=None) -> tuple[float, float, float, int, int]:
+    """The same guest (or `plan`) under floor_loop (on a thread of its own with threaded=True, as pyvmm's loop
+    runs)."""
     with Machine(MachineConfig(memory=64 << 20)) as m:
-        m.load(flat_plan(image))
+        m.load(plan or flat_plan(image))
         v = m.vm.vcpus[0]
         reason = ctypes.c_uint32.from_address(v.run_addr + field_offset(kvm_run, "exit_reason")[0])
         port = ctypes.c_uint16.from_address(v.run_addr + field_offset(kvm_run, "u.io.port")[0])
@@ -108,17 +109,10 @@ def floor_process(elf_path: str) -> None:
     """The floor loop as a process of its own on an ELF that `pyvmm --kernel` runs (tests/guests/pvh_bench.S, long
     mode at its entry), so tests/bench/bench_vs_qemu.py times it in the same rounds as pyvmm and QEMU; exits with
     status 1, the status both VMMs give the guest's debug exit."""
-    from loaders.flat import flat_plan
     from loaders.linux.kernel import parse_vmlinux
     k = parse_vmlinux(Path(elf_path).read_bytes())
     text = next(s for s in k.segments if s.gpa <= k.entry < s.gpa + s.memsz)
-    plan = flat_plan(bytes(text.data), load_addr=text.gpa, entry=k.entry)
-    with Machine(MachineConfig(memory=64 << 20)) as m:
-        m.load(plan)
-        v = m.vm.vcpus[0]
-        reason = ctypes.c_uint32.from_address(v.run_addr + field_offset(kvm_run, "exit_reason")[0])
-        port = ctypes.c_uint16.from_address(v.run_addr + field_offset(kvm_run, "u.io.port")[0])
-        floor_loop(v.fd, reason, port, m.writes.ring.head if m.writes.ring else None, [])
+    run_floor(b"", plan=flat_plan(bytes(text.data), load_addr=text.gpa, entry=k.entry))
     sys.exit(1)
 
 
@@ -215,7 +209,8 @@ def main() -> None:
             print(line)
         if each:
             user = {who: statistics.median(r[1] / r[3] for r in runs) for who, runs in rows.items()}
-            print(f"  pyvmm user CPU per exit / floor's: {user['pyvmm'] / user['floor']:.2f}x")
+            ratio = f"{user['pyvmm'] / user['floor']:.2f}x" if user["floor"] else "- (no user CPU sampled: more --count)"
+            print(f"  pyvmm user CPU per exit / floor's: {ratio}")
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
