@@ -16,8 +16,9 @@ native, vsm_isolation, sev_snp, tdx), and the filled plan is checked against whe
 is also launched in a real VM (tests/bench/mutant_launch.py): it must end with a documented status.
 Mutant N is a pure function of (--seed, N): it draws from its own random.Random((seed << 32) | N), so
 `--start S --count C` runs exactly mutants S..S+C-1 of that seed (with the same launch choices) whatever ran
-before; a campaign can be resumed after mutant N, or split over processes by index range, and the counts added. --no-trace skips tracemalloc (about twice
-as fast; the greedy check and the traced peak are then not measured, max RSS still is).
+before; a campaign can be resumed after mutant N, or split over processes by index range, and the counts added.
+--no-trace skips tracemalloc (about twice as fast; the greedy check and the traced peak are then not measured, max
+RSS still is).
 Prints counts and the first few crashes; --save writes every crashing, slow or greedy mutant to DIR.
 """
 
